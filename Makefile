@@ -1,0 +1,36 @@
+# brnet-kit: two commands do all the set-up on a fresh machine with Python 3.11.
+#   make demo   set up .venv, then run the main job on the embedded sample (data/sample)
+#   make test   set up .venv, then run every test (notebooks, sync checks, tests/*.py)
+# The set-up is skipped while .venv is newer than pyproject.toml.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.brnet-installed
+# the exact torch build for this machine; the library itself only asks for ranges
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: all install demo test test-slow bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/brnet demo --out runs/demo
+
+test: install
+	$(BIN)/python -m pytest -n 2 tests
+
+# the same, with the cells and tests flagged `slow` (minutes of CPU)
+test-slow: install
+	BRNET_TEST_FLAGS=slow $(BIN)/python -m pytest -n 2 tests
+
+clean:
+	rm -rf runs _proc .pytest_cache .hypothesis build dist *.egg-info

@@ -1,0 +1,28 @@
+"""Every notebook in nbs/ (tutorials included) runs as one pytest test.
+
+Cells flagged with one of the nbdev test flags in pyproject.toml (`notest slow cuda`) are
+skipped; set BRNET_TEST_FLAGS="slow" (space-separated) to run those cells too.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (ROOT/'nbs').rglob('*.ipynb')
+                   if '.ipynb_checkpoints' not in p.parts and not p.name.startswith('_'))
+
+
+def _flags():
+    from nbdev.config import get_config
+    skip = get_config(ROOT).tst_flags.split()
+    force = os.environ.get('BRNET_TEST_FLAGS', '').split()
+    return [f for f in skip if f not in force], force
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(ROOT/'nbs')) for p in NOTEBOOKS])
+def test_notebook(nb):
+    from nbdev.test import test_nb
+    skip, force = _flags()
+    ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, showerr=True)
+    assert ok, f"{nb.relative_to(ROOT)} raised in a cell (traceback above)"
