@@ -1,0 +1,303 @@
+"""COCO output: RLE encoding against pycocotools, conversion of real and generated LabelMe folders,
+pycocotools readability, splits, the command line, bad input and atomic output."""
+import contextlib, io, json, shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from brnet_kit.core import BrnetError, shared_data
+from brnet_kit.labelme import Shape, write_labelme, read_labelme, instances, _demo_file
+from brnet_kit.decompose import decompose
+from brnet_kit import coco
+from brnet_kit.coco import (box_rles, mask_to_rle, rle_to_mask, annotate, convert, write_dataset, load_coco, read_image,
+                            empty_rle)
+
+EXAMPLES = shared_data('labelme-examples')
+needs_examples = pytest.mark.skipif(EXAMPLES is None, reason='real LabelMe examples absent (../shared/data/labelme-examples)')
+
+
+def quiet(f, *a, **kw):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()): return f(*a, **kw)
+
+
+# ---- RLE ----
+
+@st.composite
+def placed(draw):
+    H, W = draw(st.integers(1, 50)), draw(st.integers(1, 50))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ms, org, fulls = [], [], []
+    for _ in range(draw(st.integers(1, 6))):
+        h, w = rng.integers(0, H + 1), rng.integers(0, W + 1)
+        y0, x0 = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
+        m = rng.random((h, w)) < rng.choice([0.0, 0.1, 0.5, 0.95, 1.0])
+        f = np.zeros((H, W), bool); f[y0:y0 + h, x0:x0 + w] = m
+        ms.append(m); org.append((int(x0), int(y0))); fulls.append(f)
+    return ms, org, (H, W), fulls
+
+@settings(max_examples=500, deadline=None)
+@given(placed())
+def test_box_rles_match_pycocotools(case):
+    ms, org, hw, fulls = case
+    rles, areas, bboxes = box_rles(ms, org, hw, stats=True)
+    ref = mask_utils.encode(np.asfortranarray(np.stack(fulls, -1).astype(np.uint8)))
+    assert [r['counts'] for r in rles] == [r['counts'].decode() for r in ref]
+    assert all(r['size'] == list(hw) for r in rles)
+    assert areas.tolist() == mask_utils.area(ref).tolist()
+    assert bboxes.tolist() == mask_utils.toBbox(ref).astype(int).tolist()
+
+def test_box_rles_large_images():
+    "Counts above 2^20 (big images) need 5-6 characters."
+    rng = np.random.default_rng(0)
+    for H, W in [(3000, 4000), (8192, 8192), (1, 100000)]:
+        h, w = min(H, 40), 50
+        m = rng.random((h, w)) < 0.5
+        x0, y0 = W - w - 1, H - h
+        f = np.zeros((H, W), bool); f[y0:y0 + h, x0:x0 + w] = m
+        assert box_rles([m], [(x0, y0)], (H, W))[0] == mask_to_rle(f)
+        assert rle_to_mask(empty_rle((H, W))).sum() == 0
+
+
+# ---- annotate ----
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_annotate_matches_full_size_decomposition(tmp_path_factory, seed):
+    "Random crossing rectangles and polygons: every RLE decodes to the full-size masks and their decomposition."
+    rng = np.random.default_rng(seed)
+    H, W = 60, 80
+    shapes = []
+    for k in range(rng.integers(1, 7)):
+        x, y = rng.uniform(0, W - 20), rng.uniform(0, H - 20)
+        pts = [[x, y], [x + rng.uniform(3, 20), y + rng.uniform(0, 3)], [x + rng.uniform(3, 20), y + rng.uniform(5, 20)], [x, y + rng.uniform(3, 20)]]
+        shapes.append(dict(label='worm', points=pts, shape_type='polygon', group_id=int(rng.integers(0, 3)) if rng.random() < 0.3 else None))
+    d = tmp_path_factory.mktemp('a')
+    lf = read_labelme(_demo_file(d, 'a.json', shapes, size=(H, W)))
+    ins = instances(lf)
+    anns = annotate(ins, lf.size)
+    full = np.stack([i.mask for i in ins])
+    o, n = decompose(full)
+    for a, m, oo, nn in zip(anns, full, o, n):
+        assert (rle_to_mask(a['segmentation']) == m).all()
+        assert (rle_to_mask(a['overlap']) == oo).all() and (rle_to_mask(a['non_overlap']) == nn).all()
+        assert a['area'] == m.sum() and a['overlap_area'] == oo.sum()
+        ys, xs = np.nonzero(m)
+        assert a['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+
+
+# ---- converting real LabelMe examples ----
+
+@needs_examples
+def test_convert_examples_readable_by_pycocotools(tmp_path):
+    src = EXAMPLES/'examples/instance_segmentation'
+    s = quiet(convert, src/'data_annotated', tmp_path/'out', labels=str(src/'labels.txt'))
+    ann = tmp_path/'out/annotations.json'
+    c = quiet(COCO, str(ann))
+    cats = [x['name'] for x in c.loadCats(c.getCatIds())]
+    assert cats == [l for l in (src/'labels.txt').read_text().split('\n') if l and l not in ('__ignore__', '_background_')]
+    assert [x['id'] for x in c.loadCats(c.getCatIds())] == list(range(1, len(cats) + 1))
+    ims = load_coco(ann)
+    assert [i.image_id for i in ims] == [1, 2, 3]
+    for im in ims:
+        lf = read_labelme(src/'data_annotated'/(Path(im.file_name).stem + '.json'))
+        assert (tmp_path/'out'/im.file_name).resolve() == (src/'data_annotated'/lf.image_path).resolve()
+        ins = [i for i in instances(lf) if not i.iscrowd]
+        worms = ~im.iscrowd
+        assert (im.masks[worms] == np.stack([i.mask for i in ins])).all()
+        # pycocotools decodes the same masks
+        for a, m in zip(c.loadAnns(c.getAnnIds(imgIds=[im.image_id])), im.masks):
+            assert (c.annToMask(a).astype(bool) == m).all()
+        o, n = decompose(im.masks[worms])
+        assert (im.overlap[worms] == o).all() and (im.non_overlap[worms] == n).all()
+        # one crowd annotation per category for every __ignore__ region
+        n_ignore = sum(s_.label == '__ignore__' for s_ in lf.shapes)
+        assert im.iscrowd.sum() == n_ignore*len(cats)
+    assert s['crowd_regions'] == 2   # regions, counted once each
+
+
+@needs_examples
+def test_convert_every_example_folder(tmp_path):
+    "All of LabelMe's example folders convert (primitives: every shape type; tutorial: embedded image)."
+    ex = EXAMPLES/'examples'
+    for name in ['primitives', 'tutorial', 'bbox_detection', 'video_annotation', 'classification']:
+        s = quiet(convert, ex/name, tmp_path/name, strict=True)
+        assert not s['skipped'], s['skipped']
+        ims = load_coco(tmp_path/name/'annotations.json')
+        for im in ims: assert im.image.shape[:2] == (im.height, im.width)
+    assert [p.name for p in (tmp_path/'tutorial/images').iterdir()] == ['apc2016_obj3.jpg']
+    lf = read_labelme(ex/'tutorial/apc2016_obj3.json')
+    assert (tmp_path/'tutorial/images/apc2016_obj3.jpg').read_bytes() == lf.image_data
+    prim = load_coco(tmp_path/'primitives/annotations.json')[0]
+    assert len(prim.anns) == 8   # rectangle, circle, rectangle, polygon, line, point, linestrip, mask
+    c = quiet(COCO, str(tmp_path/'primitives/annotations.json'))
+    assert sorted(x['name'] for x in c.loadCats(c.getCatIds())) == sorted({'rectangle', 'circle', 'polygon', 'line', 'point', 'line_strip', 'octagon'})
+
+
+@needs_examples
+def test_polygons_option(tmp_path):
+    src = EXAMPLES/'examples/instance_segmentation'
+    quiet(convert, src/'data_annotated', tmp_path/'p', polygons=True)
+    d = json.loads((tmp_path/'p/annotations.json').read_text())
+    worms = [a for a in d['annotations'] if not a['iscrowd']]
+    assert all(isinstance(a['segmentation'], list) for a in worms)
+    assert all(isinstance(a['segmentation'], dict) for a in d['annotations'] if a['iscrowd'])
+    lf = read_labelme(src/'data_annotated/2011_000003.json')
+    grouped = worms[1]   # person drawn as two polygons of group 0
+    assert grouped['segmentation'] == [np.asarray(lf.shapes[1].points).ravel().tolist(), np.asarray(lf.shapes[2].points).ravel().tolist()]
+    c = quiet(COCO, str(tmp_path/'p/annotations.json'))
+    assert c.annToMask(c.loadAnns([grouped['id']])[0]).sum() > 0
+
+
+# ---- generated folders: bad files, strict, CLI, splits, atomicity, workers ----
+
+def worm(x, y, w=30, h=6, label='worm', **kw):
+    return dict(label=label, points=[[x, y], [x + w, y], [x + w, y + h], [x, y + h]], shape_type='polygon', group_id=None, **kw)
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path/'labelme'; (src/'sub').mkdir(parents=True)
+    _demo_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30), worm(40, 30, w=10)], size=(40, 60))
+    _demo_file(src, 'b.json', [worm(2, 2)], size=(40, 60))
+    _demo_file(src/'sub', 'c.json', [worm(5, 5), worm(5, 5, label='__ignore__')], size=(40, 60))
+    _demo_file(src, 'e_bad.json', [worm(2, 2), dict(worm(2, 2), shape_type='ellipse')], size=(40, 60))
+    return src
+
+def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
+    s = convert(folder, tmp_path/'out')
+    out = capsys.readouterr().out
+    assert s['images'] == 3 and len(s['skipped']) == 1
+    assert "e_bad.json: shape #2 (ellipse 'worm'): unknown shape type 'ellipse'" in s['skipped'][0]
+    assert 'skipped 1 bad file' in out and 'e_bad.json' in out
+    assert (s['instances'], s['overlapping_instances'], s['crowd_regions']) == (5, 2, 1)
+    ims = load_coco(tmp_path/'out/annotations.json')
+    assert [i.file_name for i in ims] == ['../labelme/a.png', '../labelme/b.png', '../labelme/sub/c.png']
+
+def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
+    from brnet_kit import cli
+    cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
+    assert cli.main(['convert', str(folder), str(tmp_path/'ok')]) == 0
+    assert (tmp_path/'ok/annotations.json').exists()
+    capsys.readouterr()
+    assert cli.main(['convert', str(folder), str(tmp_path/'strict'), '--strict']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('brnet convert: error: ') and "e_bad.json: shape #2 (ellipse 'worm')" in err
+    assert '\n' not in err and 'Traceback' not in err
+    assert not (tmp_path/'strict/annotations.json').exists()
+
+def test_cli_options(folder, tmp_path):
+    from brnet_kit import cli
+    cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
+    rc = quiet(cli.main, ['convert', str(folder), str(tmp_path/'o'), '--split', '0.5,0.5', '--polygons', '--copy-images',
+                          '--workers', '2', '--preview', str(tmp_path/'o/preview.png'), '--seed', '3'])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['annotations_train.json', 'annotations_val.json', 'images', 'preview.png']
+    assert sorted(str(p.relative_to(tmp_path/'o/images')) for p in (tmp_path/'o/images').rglob('*.png')) == ['a.png', 'b.png', 'sub/c.png']
+    with Image.open(tmp_path/'o/preview.png') as im: assert im.size[0] >= 600
+
+def test_splits(folder, tmp_path):
+    quiet(convert, folder, tmp_path/'f', split='train:2,val:1')
+    tr, va = load_coco(tmp_path/'f/annotations_train.json'), load_coco(tmp_path/'f/annotations_val.json')
+    assert (len(tr), len(va)) == (2, 1)
+    assert sorted(i.image_id for i in tr + va) == [1, 2, 3]            # ids unique across splits
+    (tmp_path/'lists.json').write_text(json.dumps({'train': ['a.json', 'sub/c'], 'test': ['b']}))
+    quiet(convert, folder, tmp_path/'e', split=str(tmp_path/'lists.json'))
+    assert [i.file_name for i in load_coco(tmp_path/'e/annotations_train.json')] == ['../labelme/a.png', '../labelme/sub/c.png']
+    assert [i.file_name for i in load_coco(tmp_path/'e/annotations_test.json')] == ['../labelme/b.png']
+    with pytest.raises(BrnetError, match="lists 'zz'"): quiet(convert, folder, tmp_path/'x', split={'train': ['zz']})
+    # seeded: the same seed gives the same split, another seed may not
+    quiet(convert, folder, tmp_path/'g', split='train:2,val:1')
+    assert (tmp_path/'g/annotations_train.json').read_bytes() == (tmp_path/'f/annotations_train.json').read_bytes()
+
+def test_workers_give_identical_output(folder, tmp_path):
+    quiet(convert, folder, tmp_path/'w1', workers=1)
+    quiet(convert, folder, tmp_path/'w2', workers=2)
+    assert (tmp_path/'w1/annotations.json').read_bytes() == (tmp_path/'w2/annotations.json').read_bytes()
+
+def test_atomic_output(folder, tmp_path, monkeypatch):
+    "A crash halfway leaves the previous annotations file intact and no temporary file."
+    out = tmp_path/'out'; out.mkdir()
+    (out/'annotations.json').write_text('OLD')
+    calls = []
+    real = coco._convert_one
+    def crashing(job):
+        calls.append(job)
+        if len(calls) == 2: raise KeyboardInterrupt
+        return real(job)
+    monkeypatch.setattr(coco, '_convert_one', crashing)
+    with pytest.raises(KeyboardInterrupt): quiet(convert, folder, out)
+    assert (out/'annotations.json').read_text() == 'OLD'
+    assert [p.name for p in out.iterdir()] == ['annotations.json']
+    # and a crash while writing the file itself
+    monkeypatch.setattr(coco, '_convert_one', real)
+    def bad_dumps(*a, **kw): raise OSError('disk full')
+    monkeypatch.setattr(coco.json, 'dumps', bad_dumps)
+    with pytest.raises(OSError): quiet(convert, folder, out)
+    assert (out/'annotations.json').read_text() == 'OLD'
+    assert [p.name for p in out.iterdir()] == ['annotations.json']
+
+def test_bad_folder_and_labels(tmp_path, folder):
+    with pytest.raises(BrnetError, match='not a folder'): convert(tmp_path/'nope', tmp_path/'o')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(BrnetError, match='no LabelMe .json files'): convert(tmp_path/'empty', tmp_path/'o')
+    (tmp_path/'labels.txt').write_text('__ignore__\nfly\n')
+    with pytest.raises(BrnetError, match=r"none of the 4 files could be converted; first error: .*a.json: shape #1 \(polygon 'worm'\): "
+                                         r"label 'worm' is not one of the labels \(fly\)"):
+        quiet(convert, folder, tmp_path/'o', labels=str(tmp_path/'labels.txt'))
+    with pytest.raises(BrnetError, match='labels file not found'): convert(folder, tmp_path/'o', labels=str(tmp_path/'nolabels.txt'))
+
+def test_out_dir_inside_input_is_not_reread(folder):
+    quiet(convert, folder, folder/'coco')
+    s = quiet(convert, folder, folder/'coco')
+    assert s['images'] == 3
+
+
+# ---- write_dataset / load_coco ----
+
+def test_write_dataset_and_plain_coco(tmp_path):
+    H, W = 30, 40
+    m = np.zeros((3, H, W), bool); m[0, 5:10, 2:30] = True; m[1, 2:25, 10:15] = True; m[2, 20:28, 30:38] = True
+    Image.fromarray(np.zeros((H, W), np.uint16)).save(tmp_path/'x.png')
+    items = [dict(file_name='x.png', height=H, width=W, masks=m, labels=['worm', 'worm', 'egg'], iscrowd=[False, False, True])]
+    p = write_dataset(tmp_path, items, ['worm', 'egg'])['all']
+    im, = load_coco(p)
+    assert im.labels.tolist() == [1, 1, 2] and im.iscrowd.tolist() == [False, False, True]
+    o, n = decompose(m[:2])
+    assert (im.overlap[:2] == o).all() and (im.non_overlap[:2] == n).all()
+    assert not im.overlap[2].any()                      # crowd regions take no part in the overlaps
+    assert im.boxes.dtype == np.float32 and im.boxes[0].tolist() == [2, 5, 30, 10]
+    assert im.image.dtype == np.uint16
+    # a plain COCO file (no overlap fields) gets its decomposition computed
+    d = json.loads(p.read_text())
+    for a in d['annotations']: a.pop('overlap'); a.pop('non_overlap')
+    (tmp_path/'plain.json').write_text(json.dumps(d))
+    im2, = load_coco(tmp_path/'plain.json')
+    o2, _ = decompose(im2.masks)
+    assert (im2.overlap == o2).all()
+    (tmp_path/'n.json').write_text('{}')
+    with pytest.raises(BrnetError, match='not a COCO file'): load_coco(tmp_path/'n.json')
+
+
+def test_read_image_depths(tmp_path):
+    import tifffile
+    a16 = (np.arange(12*10).reshape(12, 10)*500).astype(np.uint16)
+    tifffile.imwrite(tmp_path/'a.tif', a16)
+    Image.fromarray(a16).save(tmp_path/'a.png')
+    rgb = np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path/'c.png')
+    assert (read_image(tmp_path/'a.tif') == a16).all() and read_image(tmp_path/'a.tif').dtype == np.uint16
+    assert (read_image(tmp_path/'a.png') == a16).all() and read_image(tmp_path/'a.png').dtype == np.uint16
+    assert (read_image(tmp_path/'c.png') == rgb).all()
+    with pytest.raises(BrnetError, match='image file not found'): read_image(tmp_path/'zz.png')
+
+
+@pytest.mark.skipif(shared_data('bbbc010') is None, reason='BBBC010 absent (../shared/data/bbbc010)')
+def test_bbbc010_16bit_tiff_header():
+    "Image sizes come from headers, also for the 16-bit (one PackBits-compressed) BBBC010 TIFFs."
+    from brnet_kit.labelme import image_size
+    for f in sorted((shared_data('bbbc010')/'BBBC010_v1_images').glob('*.tif'))[:6]:
+        assert image_size(f) == read_image(f).shape[:2] == (520, 696)

@@ -1,0 +1,98 @@
+"""brnet_kit.measure beyond the notebook's lessons: many random worm shapes of known length,
+invariance to rotation and flipping, input handling, and every BBBC010 worm of some wells."""
+import math, time
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from brnet_kit.core import BrnetError, shared_data
+from brnet_kit.measure import measure_worm, measure_worms, centreline
+
+
+def _tube(shape, curve, r):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    d, _ = cKDTree(curve).query(np.stack([yy.ravel(), xx.ravel()], 1), distance_upper_bound=r + 1)
+    return (d <= r).reshape(shape)
+
+
+def _random_worm(rng):
+    "A crawling-worm centreline (sine with random phase, rotated), bends no tighter than 2.5 half-widths."
+    r = rng.uniform(3, 7)
+    lam = rng.uniform(50, 110)
+    rho_min = 2.5*r
+    A = rng.uniform(0, min(25, lam**2/(4*np.pi**2*rho_min)))   # curvature max A(2π/λ)² <= 1/rho_min
+    L = rng.uniform(80, 170)
+    x = np.linspace(0, L, 6000)
+    c = np.stack([A*np.sin(2*np.pi*x/lam + rng.uniform(0, 2*np.pi)), x - L/2], 1)
+    a = rng.uniform(0, np.pi)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    c = c @ rot.T
+    size = int(np.ceil(np.abs(c).max() + r + 6))*2
+    c = c + size/2 + rng.uniform(0, 1, 2)
+    true = float(np.hypot(*np.diff(c, axis=0).T).sum()) + 2*r
+    return _tube((size, size), c, r), true, 2*r
+
+
+def test_random_worms_of_known_length():
+    rng = np.random.default_rng(1)
+    errs, werr = [], []
+    for _ in range(30):
+        m, true, width = _random_worm(rng)
+        row = measure_worm(m)
+        errs.append(row['length_px']/true - 1)
+        werr.append(row['width_px'] - width)
+    errs, werr = np.array(errs), np.array(werr)
+    print(f'length error: mean {100*errs.mean():+.2f} %, worst {100*np.abs(errs).max():.2f} %; '
+          f'width error: worst {np.abs(werr).max():.2f} px')
+    assert np.abs(errs).max() < 0.03
+    assert abs(errs.mean()) < 0.015
+    assert np.abs(werr).max() < 0.75
+
+
+def test_rotation_and_flip_invariance():
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        m, _, _ = _random_worm(rng)
+        ref = measure_worm(m)
+        for v in (np.rot90(m), np.rot90(m, 2), m.T, m[::-1]):
+            row = measure_worm(np.ascontiguousarray(v))
+            assert abs(row['length_px']/ref['length_px'] - 1) < 0.01
+            assert abs(row['width_px'] - ref['width_px']) < 0.5
+            assert row['area_px'] == ref['area_px']
+
+
+def test_inputs():
+    m = np.zeros((3, 30, 40), bool); m[0, 5:10, 5:35] = True; m[2, 20:25, 10:30] = True
+    rows = measure_worms(m, pixel_size_um=0.5)
+    assert [r['worm'] for r in rows] == [0, 1, 2]
+    assert math.isnan(rows[1]['length_px']) and rows[1]['area_px'] == 0
+    assert abs(rows[0]['length_px'] - 30) < 0.1 and abs(rows[2]['length_um'] - 10) < 0.1
+    assert len(measure_worms(m[0])) == 1                       # one (H,W) mask
+    assert measure_worms(np.zeros((0, 30, 40), bool)) == []   # no worms
+    with pytest.raises(BrnetError, match='stack'): measure_worms(np.zeros(5, bool))
+    # a mask in two pieces is measured on its largest piece; area counts every pixel
+    two = np.zeros((30, 60), bool); two[5:10, 5:45] = True; two[20:23, 50:53] = True
+    row = measure_worm(two)
+    assert abs(row['length_px'] - 40) < 0.1 and row['area_px'] == 5*40 + 9
+    # centreline runs in image coordinates
+    c = centreline(two)
+    assert np.all((c[:, 0] >= 4.5) & (c[:, 0] <= 9.5)) and abs(np.ptp(c[:, 1]) - 40) < 0.1
+
+
+def test_bbbc010_wells():
+    bbbc = shared_data('bbbc010')
+    if bbbc is None: pytest.skip('BBBC010 absent from ../shared/data')
+    from PIL import Image
+    files = sorted((bbbc/'BBBC010_v1_foreground_eachworm').glob('[AB]0[1-5]_*_ground_truth.png'))
+    masks = [np.asarray(Image.open(f)) > 0 for f in files]
+    t0 = time.perf_counter()
+    rows = measure_worms(np.stack(masks))
+    per_worm = (time.perf_counter() - t0)/len(rows)
+    lengths = np.array([r['length_px'] for r in rows])
+    fill = np.array([r['area_px']/(r['length_px']*r['width_px']) for r in rows])
+    print(f'{len(rows)} worms, {1000*per_worm:.1f} ms each; length median {np.median(lengths):.0f} px '
+          f'[{lengths.min():.0f}, {lengths.max():.0f}]; area/(length*width) [{fill.min():.2f}, {fill.max():.2f}]')
+    assert np.isfinite(lengths).all()
+    assert np.all((fill > 0.55) & (fill < 1.15))
+    assert per_worm < 0.1

@@ -1,0 +1,76 @@
+"""BR-Net model checks that are too repetitive for the lesson in nbs/13_model.ipynb:
+every ablation of the paper trains and predicts with exactly its own losses and outputs, and the
+all-off baseline equals torchvision's Mask R-CNN on every backbone."""
+import itertools
+
+import pytest
+import torch
+
+from brnet_kit.core import BrnetError
+from brnet_kit.model import BASELINE, TINY, build_model, toy_batch, torchvision_maskrcnn
+
+torch.set_num_threads(1)
+
+DETECTOR = ['loss_classifier', 'loss_box_reg', 'loss_mask', 'loss_objectness', 'loss_rpn_box_reg']
+VALID = [dict(overlap_head=o, non_overlap_head=n, scrm=s, consistency=c)
+         for o, n, s, c in itertools.product([False, True], repeat=4) if not (s and not (o and n)) and not (c and not s)]
+
+
+@pytest.fixture(scope='module')
+def batch():
+    images, targets = toy_batch(2, 128, worms=5, seed=3)
+    return images, targets
+
+
+def test_ablation_grid_is_complete():
+    assert len(VALID) == 6  # none, Bo, Bn, Bo+Bn, +SCRM, +L_cons
+
+
+@pytest.mark.parametrize('uam', [False, True])
+@pytest.mark.parametrize('sw', VALID, ids=lambda d: '+'.join(k for k, v in d.items() if v) or 'none')
+def test_every_ablation_trains_and_predicts(batch, uam, sw):
+    images, targets = batch
+    torch.manual_seed(0)
+    model = build_model('demo', **TINY, uam=uam, **sw).train()
+    losses = model(images, targets)
+    expected = set(DETECTOR) | {name for key, name in [('overlap_head', 'loss_overlap'), ('non_overlap_head', 'loss_non_overlap'),
+                                                         ('scrm', 'loss_refined'), ('consistency', 'loss_consistency')] if sw[key]}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values()), losses
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad(): pred = model(images)[0]
+    keys = {'boxes', 'labels', 'scores', 'masks', 'coarse_masks'} | \
+           {name for key, name in [('overlap_head', 'overlap_masks'), ('non_overlap_head', 'non_overlap_masks')] if sw[key]}
+    assert set(pred) == keys
+    assert (pred['masks'] is pred['coarse_masks']) == (not sw['scrm'])
+    assert bool(model.attention_maps()) == uam
+
+
+@pytest.mark.parametrize('sw', [dict(scrm=True, overlap_head=False), dict(scrm=True, non_overlap_head=False),
+                                dict(scrm=False, consistency=True), dict(backbone='resnet101'), dict(bsm_channels=0)])
+def test_invalid_settings_fail_clearly(sw):
+    with pytest.raises(BrnetError, match='model settings'):
+        build_model('demo', **TINY, **{**dict(scrm=True, consistency=False), **sw})
+
+
+@pytest.mark.parametrize('backbone', ['resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3'])
+def test_baseline_is_torchvision_maskrcnn(batch, backbone):
+    images, targets = batch
+    torch.manual_seed(0)
+    ours = build_model('demo', **TINY, **BASELINE, backbone=backbone)
+    ref = torchvision_maskrcnn('demo', **TINY, backbone=backbone)
+    state = ours.state_dict()
+    ref.load_state_dict(state)
+    with torch.no_grad():
+        for model in (ours, ref): model.train()
+        torch.manual_seed(1); a = ours(images, targets)
+        torch.manual_seed(1); b = ref(images, targets)
+        assert set(a) == set(b)
+        for k in b: assert (a[k] - b[k]).abs().item() <= 1e-5, k
+        for model in (ours, ref): model.load_state_dict(state); model.eval()
+        pa, pb = ours(images), ref(images)
+    for x, y in zip(pa, pb):
+        assert len(y['boxes']) > 0
+        for k in y: assert (x[k].float() - y[k].float()).abs().max().item() <= 1e-5, k
