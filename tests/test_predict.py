@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from brnet_kit.coco import convert, load_coco
-from brnet_kit.core import BrnetError
 from brnet_kit.labelme import read_labelme
 from brnet_kit.predict import write_prediction_labelme
 from brnet_kit.synth import synth_image
