@@ -55,12 +55,23 @@ def test_invalid_settings_fail_clearly(sw):
         build_model('demo', **TINY, **{**dict(scrm=True, consistency=False), **sw})
 
 
-@pytest.mark.parametrize('backbone', ['resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3'])
-def test_baseline_is_torchvision_maskrcnn(batch, backbone):
+@pytest.mark.parametrize('backbone,layers', [('resnet18', ''), ('resnet34', ''), ('mobilenet_v2', ''), ('mobilenet_v3', ''),
+                                             ('resnet18', '2,3,4'), ('mobilenet_v2', '2,3,4'), ('mobilenet_v3', '1,2,3,4')])
+def test_baseline_is_torchvision_maskrcnn(batch, backbone, layers):
     images, targets = batch
     torch.manual_seed(0)
-    ours = build_model('demo', **TINY, **BASELINE, backbone=backbone)
-    ref = torchvision_maskrcnn('demo', **TINY, backbone=backbone)
+    kw = dict(backbone=backbone, returned_layers=layers, anchor_sizes='')
+    ours = build_model('demo', **TINY, **BASELINE, **kw)
+    ref = torchvision_maskrcnn('demo', **TINY, **kw)
+    # the reference's backbone is torchvision's own, built with the same returned layers
+    from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+    tv = {'mobilenet_v3': 'mobilenet_v3_large'}.get(backbone, backbone)
+    rl = [int(x) for x in layers.split(',')] if layers else None
+    plain = (resnet_fpn_backbone(backbone_name=tv, weights=None, norm_layer=torch.nn.BatchNorm2d, trainable_layers=5, returned_layers=rl)
+             if backbone.startswith('resnet') else
+             mobilenet_backbone(backbone_name=tv, weights=None, fpn=True, norm_layer=torch.nn.BatchNorm2d, trainable_layers=6, returned_layers=rl))
+    assert list(plain.body.state_dict()) == [k.removeprefix('backbone.body.') for k in ref.state_dict() if k.startswith('backbone.body.')]
+    assert len(ref.rpn.anchor_generator.sizes) == len(ref.backbone.fpn.inner_blocks) + 1
     state = ours.state_dict()
     ref.load_state_dict(state)
     with torch.no_grad():
@@ -74,3 +85,39 @@ def test_baseline_is_torchvision_maskrcnn(batch, backbone):
     for x, y in zip(pa, pb):
         assert len(y['boxes']) > 0
         for k in y: assert (x[k].float() - y[k].float()).abs().max().item() <= 1e-5, k
+
+
+def test_native_size_is_no_resize(batch):
+    "min_size = 0: the model sees images at their own size; on 128-px images that is min_size = max_size = 128 exactly."
+    images, targets = batch
+    torch.manual_seed(0)
+    native = build_model('demo', **{**TINY, 'min_size': 0, 'max_size': 0})
+    sized = build_model('demo', **TINY)                       # TINY: min_size = max_size = 128, the images' size
+    sized.load_state_dict(native.state_dict())
+    assert native.transform.native and not sized.transform.native
+    sized.transform.torch_choice = lambda sizes: sizes[0]     # torchvision draws a random min_size in training: no draw
+    for m in (native, sized): m.train()
+    with torch.no_grad():
+        torch.manual_seed(1); a = native(images, targets)
+        torch.manual_seed(1); b = sized(images, targets)
+        for k in b: assert (a[k] - b[k]).abs().item() <= 1e-6, k
+        for m in (native, sized): m.load_state_dict(native.state_dict()); m.eval()
+        pa, pb = native(images), sized(images)
+    for x, y in zip(pa, pb):
+        assert len(y['boxes']) > 0
+        for k in y: assert (x[k].float() - y[k].float()).abs().max().item() <= 1e-6, k
+
+
+def test_native_size_keeps_each_image_size():
+    "Different sizes in one batch keep their own scale: a worm's box comes out where the image has it."
+    torch.manual_seed(0)
+    model = build_model('demo', **{**TINY, 'min_size': 0, 'max_size': 0}).eval()
+    seen = []
+    model.backbone.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    imgs = [toy_batch(1, (96, 160), seed=2)[0][0], toy_batch(1, (130, 70), seed=3)[0][0]]
+    with torch.no_grad(): out = model(imgs)
+    assert seen == [(160, 160)]                               # padded to a multiple of 32, never resized
+    assert [tuple(o['masks'].shape[-2:]) for o in out] == [(96, 160), (130, 70)]
+    ref = torchvision_maskrcnn('demo', **{**TINY, 'min_size': 0, 'max_size': 0}, **BASELINE)
+    assert ref.transform.native
+    with pytest.raises(BrnetError, match='min_size must be 0'): build_model('demo', **{**TINY, 'min_size': -1})
