@@ -1,6 +1,6 @@
 """COCO output: RLE encoding against pycocotools, conversion of real and generated LabelMe folders,
 pycocotools readability, splits, the command line, bad input and atomic output."""
-import contextlib, io, json, shutil
+import contextlib, io, json, os, shutil
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +239,13 @@ def test_atomic_output(folder, tmp_path, monkeypatch):
     assert [p.name for p in out.iterdir()] == ['annotations.json']
     # and a crash while writing the file itself
     monkeypatch.setattr(coco, '_convert_one', real)
-    def bad_dumps(*a, **kw): raise OSError('disk full')
-    monkeypatch.setattr(coco.json, 'dumps', bad_dumps)
+    real_fdopen = os.fdopen
+    class DiskFull:   # the temporary file takes a few bytes, then the disk is full
+        def __init__(self, f): self.f = f
+        def __enter__(self): return self
+        def __exit__(self, *exc): self.f.close()
+        def write(self, data): self.f.write(data[:10]); raise OSError('disk full')
+    monkeypatch.setattr(os, 'fdopen', lambda fd, mode, **kw: DiskFull(real_fdopen(fd, mode, **kw)))
     with pytest.raises(OSError): quiet(convert, folder, out)
     assert (out/'annotations.json').read_text() == 'OLD'
     assert [p.name for p in out.iterdir()] == ['annotations.json']
