@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brnet_kit.core import BrnetError
-from brnet_kit.model import BASELINE, TINY, build_model, toy_batch, torchvision_maskrcnn
+from brnet_kit.model import BASELINE, TINY, BRNetConfig, build_model, toy_batch, torchvision_maskrcnn
 
 torch.set_num_threads(1)
 
@@ -121,3 +121,27 @@ def test_native_size_keeps_each_image_size():
     ref = torchvision_maskrcnn('demo', **{**TINY, 'min_size': 0, 'max_size': 0}, **BASELINE)
     assert ref.transform.native
     with pytest.raises(BrnetError, match='min_size must be 0'): build_model('demo', **{**TINY, 'min_size': -1})
+
+
+@pytest.mark.parametrize('preset', ['cpu', 'demo'])
+def test_small_presets_run_at_native_size(preset):
+    "A BBBC010 well (696×520) goes through the cpu and demo models at its own scale, as their 256-px training crops do."
+    model = build_model(preset).eval()
+    assert model.transform.native
+    seen = []
+    model.backbone.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    with torch.no_grad(): out = model([torch.rand(3, 520, 696)])
+    assert seen == [(544, 704)]                               # padded to multiples of 32, not resized
+    assert tuple(out[0]['masks'].shape[-2:]) == (520, 696)
+    model.train()
+    images, targets = toy_batch(2, 256, worms=5, seed=1)
+    seen.clear(); model(images, targets)
+    assert seen == [(256, 256)]
+
+
+def test_config_defaults_are_the_paper_preset():
+    "BRNetConfig() (the model built without a preset) is the model of settings.ini's paper preset: the two lists cannot drift apart."
+    from dataclasses import fields
+    from brnet_kit.settings import load_preset
+    plain, paper = BRNetConfig(), BRNetConfig.from_preset(load_preset('paper'))
+    assert {f.name: getattr(plain, f.name) for f in fields(plain)} == {f.name: getattr(paper, f.name) for f in fields(paper)}
