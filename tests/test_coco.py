@@ -513,3 +513,24 @@ def test_annotations_hold_plain_python_numbers(tmp_path):
                   labels=np.array(['worm', 'worm']), iscrowd=np.array([False, False]))]
     d = json.loads(write_dataset(tmp_path/'ds', items, ['worm'], polygons=True)['all'].read_text())
     assert d['images'][0]['height'] == 20 and d['annotations'][0]['bbox'] == [4, 7, 5, 2]
+
+
+def test_touching_boxes_without_shared_pixels():
+    "Two worms whose boxes overlap but whose pixels do not: empty overlaps, non-overlap = mask; a real crossing splits."
+    from brnet_kit.labelme import Instance
+    H, W = 20, 20
+    a = np.zeros((H, W), bool); a[2:12, 2:4] = True; a[2:4, 2:12] = True     # an L
+    b = np.zeros((H, W), bool); b[6:12, 8:12] = True                         # inside the L's box, touching none of it
+    c = np.zeros((H, W), bool); c[1:5, 6:8] = True                           # across the L's top bar
+    def inst(m):
+        ys, xs = np.nonzero(m)
+        return Instance('worm', None, False, xs.min(), ys.min(), m[ys.min():ys.max() + 1, xs.min():xs.max() + 1], (H, W))
+    anns = annotate([inst(a), inst(b)], (H, W))
+    for ann, m in zip(anns, (a, b)):
+        assert ann['overlap_area'] == 0 and not rle_to_mask(ann['overlap']).any()
+        assert ann['non_overlap'] == ann['segmentation'] and (rle_to_mask(ann['segmentation']) == m).all()
+    anns = annotate([inst(a), inst(c)], (H, W))
+    ov, nov = decompose(np.stack([a, c]))
+    for k, ann in enumerate(anns):
+        assert (rle_to_mask(ann['overlap']) == ov[k]).all() and (rle_to_mask(ann['non_overlap']) == nov[k]).all()
+        assert ann['overlap_area'] == ov[k].sum() > 0
