@@ -52,6 +52,17 @@ def test_box_rles_match_pycocotools(case):
     assert areas.tolist() == mask_utils.area(ref).tolist()
     assert bboxes.tolist() == mask_utils.toBbox(ref).astype(int).tolist()
 
+@settings(max_examples=200, deadline=None)
+@given(placed(), placed())
+def test_box_rles_of_several_images_at_once(a, b):
+    "Masks of two images of different sizes, encoded in one call with a size per mask: as each image alone."
+    (ma, oa, hwa, _), (mb, ob, hwb, _) = a, b
+    rles, areas, bboxes = box_rles(ma + mb, oa + ob, [hwa]*len(ma) + [hwb]*len(mb), stats=True)
+    ra, aa, ba = box_rles(ma, oa, hwa, stats=True)
+    rb, ab, bb = box_rles(mb, ob, hwb, stats=True)
+    assert rles == ra + rb
+    assert areas.tolist() == aa.tolist() + ab.tolist() and bboxes.tolist() == ba.tolist() + bb.tolist()
+
 def test_box_rles_large_images():
     "Counts above 2^20 (big images) need 5-6 characters."
     rng = np.random.default_rng(0)
@@ -182,6 +193,34 @@ def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
     ims = load_coco(tmp_path/'out/annotations.json')
     assert [i.file_name for i in ims] == ['../labelme/a.png', '../labelme/b.png', '../labelme/sub/c.png']
 
+def test_unexpected_failure_stays_with_its_file(folder, tmp_path, monkeypatch):
+    "Files are converted in chunks; a file that fails where no file should is reported alone, its chunk's others converted."
+    real = coco.decompose_boxes
+    def failing(box_masks, origins, size):
+        if len(box_masks) == 3: raise RuntimeError('boom')   # a.json, the only file with three worms
+        return real(box_masks, origins, size)
+    monkeypatch.setattr(coco, 'decompose_boxes', failing)
+    s = quiet(convert, folder, tmp_path/'out')
+    assert s['images'] == 2 and len(s['skipped']) == 2
+    assert 'a.json: unexpected RuntimeError while converting (boom)' in s['skipped'][0]
+    assert 'e_bad.json' in s['skipped'][1]
+    assert [i.file_name for i in load_coco(tmp_path/'out/annotations.json')] == ['../labelme/b.png', '../labelme/sub/c.png']
+
+def test_image_paths_relative_to_the_annotations(tmp_path):
+    "file_name leads from the annotations file to the image, for imagePath beside, above, absolute, and out_dir anywhere."
+    src = tmp_path/'data'; (src/'a/b').mkdir(parents=True); (src/'imgs').mkdir()
+    img = np.full((20, 30), 100, np.uint8)
+    for name, where in [('beside', src/'a/b/beside.png'), ('above', src/'imgs/above.png'), ('absolute', tmp_path/'abs.png')]:
+        Image.fromarray(img).save(where)
+        image_path = {'beside': './beside.png', 'above': '../../imgs/above.png', 'absolute': str(where)}[name]
+        write_labelme(src/f'a/b/{name}.json', [Shape('worm', [[2, 2], [20, 2], [20, 8], [2, 8]])], image_path, 20, 30)
+    for out in (tmp_path/'out', src/'a/out', tmp_path/'x/y/z'):
+        quiet(convert, src, out)
+        ims = load_coco(out/'annotations.json')
+        assert sorted(i.path for i in ims) == sorted([(src/'a/b/beside.png').resolve(), (src/'imgs/above.png').resolve(),
+                                                      (tmp_path/'abs.png').resolve()])
+        assert all(not os.path.isabs(i.file_name) for i in ims)
+
 def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
     from brnet_kit import cli
     cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
@@ -228,17 +267,18 @@ def test_atomic_output(folder, tmp_path, monkeypatch):
     out = tmp_path/'out'; out.mkdir()
     (out/'annotations.json').write_text('OLD')
     calls = []
-    real = coco._convert_one
-    def crashing(job):
-        calls.append(job)
+    real = coco.read_labelme
+    def crashing(path):   # the second file read is interrupted (Ctrl-C)
+        calls.append(path)
         if len(calls) == 2: raise KeyboardInterrupt
-        return real(job)
-    monkeypatch.setattr(coco, '_convert_one', crashing)
+        return real(path)
+    monkeypatch.setattr(coco, 'read_labelme', crashing)
     with pytest.raises(KeyboardInterrupt): quiet(convert, folder, out)
+    assert len(calls) == 2
     assert (out/'annotations.json').read_text() == 'OLD'
     assert [p.name for p in out.iterdir()] == ['annotations.json']
     # and a crash while writing the file itself
-    monkeypatch.setattr(coco, '_convert_one', real)
+    monkeypatch.setattr(coco, 'read_labelme', real)
     real_fdopen = os.fdopen
     class DiskFull:   # the temporary file takes a few bytes, then the disk is full
         def __init__(self, f): self.f = f

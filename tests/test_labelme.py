@@ -254,6 +254,11 @@ def _poly(pts, **kw): return {**dict(label='worm', points=pts, shape_type='polyg
     ([_poly([[1, 1], ['a', 1], [1, 9]])], {}, "shape #1 (polygon 'worm'): `points` must be a list of [x, y] numbers"),
     ([_poly([[1, 1], [9, 1, 3], [1, 9]])], {}, "`points` must be a list of [x, y] numbers"),
     ([_poly([[1, 1], [float('nan'), 1], [1, 9]])], {}, "`points` must be a list of [x, y] numbers"),  # Python's json writes NaN
+    ([_poly([[1, 1], [9, 1], [1, 9]]), _poly([[1, 1], [9, 1], [1, 9]]), _poly([[1, 1], [9, None], [1, 9]])], {},
+     "shape #3 (polygon 'worm'): `points` must be a list of [x, y] numbers"),   # found among all of a file's points
+    ([_poly([[1, 1], [9, 1], [1, 9]]), _poly([[1, 1], [9, float('inf')], [1, 9]])], {},
+     "shape #2 (polygon 'worm'): `points` must be a list of [x, y] numbers"),
+    ([_poly([1, 9, 1])], {}, "shape #1 (polygon 'worm'): `points` must be a list of [x, y] numbers"),   # numbers, not pairs
     ([dict(_poly([[1, 1]]), shape_type='circle')], {}, "has 1 point, a circle needs exactly 2"),
     ([_poly([[1, 1], [9, 1], [1, 9]]), dict(_poly([[1, 1], [5, 5]]), label=3)], {}, "shape #2 (polygon 3): `label` must be a non-empty string"),
     ([_poly([[1, 1], [30, 1], [1, 9]])], {}, "point (30, 1) is outside the 20x10 image"),
