@@ -140,8 +140,11 @@ def test_small_presets_run_at_native_size(preset):
 
 
 def test_config_defaults_are_the_paper_preset():
-    "BRNetConfig() (the model built without a preset) is the model of settings.ini's paper preset: the two lists cannot drift apart."
+    "BRNetConfig() (the model built without a preset) is the model of settings.ini's paper preset: the class defaults and the file agree."
     from dataclasses import fields
     from brnet_kit.settings import load_preset
     plain, paper = BRNetConfig(), BRNetConfig.from_preset(load_preset('paper'))
     assert {f.name: getattr(plain, f.name) for f in fields(plain)} == {f.name: getattr(paper, f.name) for f in fields(paper)}
+    from brnet_kit.settings import ModelSettings, Preset
+    assert [f.name for f in fields(BRNetConfig)] == [f.name for f in fields(ModelSettings)]   # the model keys, listed once
+    assert {f.name for f in fields(ModelSettings)} < {f.name for f in fields(Preset)}
