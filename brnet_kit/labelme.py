@@ -145,7 +145,7 @@ def _where(path, i, raw)->str:
 _KNOWN = frozenset({'label', 'points', 'shape_type', 'group_id', 'mask', 'flags', 'description'})
 
 def _parse_shapes(shapes_raw:list, path, legacy:bool)->tuple[list,np.ndarray,np.ndarray]:
-    "Every shape of a file, checked: the `Shape`s, all their points as one (P, 2) array, and where each shape's start (N+1,)."
+    "Every shape of a file, checked: the `Shape`s, all their points as one (P, 2) array, and where each shape's points start (N+1,)."
     out, pts_all = [], []
     for i, raw in enumerate(shapes_raw):
         def bad(msg): return BrnetError(f"{_where(path, i, raw)}: {msg}")
@@ -215,7 +215,7 @@ def _check_geometry(lf:LabelMeFile, tol:float=1.0, p:np.ndarray|None=None, start
     H, W = lf.size
     shapes = lf.shapes
     if not shapes: return
-    if p is None:  # all points in one array, and where each shape's start (`_parse_shapes` gives them)
+    if p is None:  # all points in one array, and where each shape's points start (`_parse_shapes` gives them)
         xys = [s.xy for s in shapes]
         starts = np.zeros(len(xys) + 1, np.int64); np.cumsum([len(a) for a in xys], out=starts[1:])
         p = np.concatenate(xys)
@@ -324,12 +324,9 @@ def _polygon_boxes(xys:list, W:int, H:int)->tuple[list,list]:
     return np.clip(box, 0, (W, H, W, H)).astype(np.int64).tolist(), [flat[a:b] for a, b in zip([0] + ends, ends)]
 
 def _draw_shape(draw:ImageDraw.ImageDraw, s:Shape, W:int, H:int, line_width:int=10, point_size:int=5):
-    "Draw `s` on `draw` with LabelMe's calls; return the pixel box (x0, y0, x1, y1) (end-exclusive) that holds every drawn pixel."
+    "Draw `s` (not a polygon: see `_shape_box_masks`) with LabelMe's calls; return the pixel box (x0, y0, x1, y1) (end-exclusive) of every drawn pixel."
     xy = [tuple(p) for p in s.xy.tolist()]
     st = s.shape_type
-    if st in _POLYGONS:
-        draw.polygon(xy=xy, outline=1, fill=1)
-        return tuple(_polygon_boxes([s.xy], W, H)[0][0])
     if st == 'circle':
         (cx, cy), (px, py) = xy
         d = math.sqrt((cx - px)**2 + (cy - py)**2)
