@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 import brnet_kit
 from .core import BrnetError, atomic_open, atomic_write, progress
 from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
-from .decompose import decompose, decompose_boxes, _to_boxes
+from .decompose import decompose, decompose_runs, _to_boxes
 
 # %% auto #0
 __all__ = ['mask_to_rle', 'rle_to_mask', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels', 'parse_split',
@@ -39,16 +39,9 @@ def rle_to_mask(rle:dict, # compressed or uncompressed RLE, or {'size':..., 'cou
     return mask_utils.decode(r).astype(bool)
 
 # %% ../nbs/03_coco.ipynb #9ce67873
-def box_rles(box_masks:list, # M bool arrays (h_i, w_i): each mask cut to its box
-             origins:list, # M pairs (x0, y0): where each box sits in the image
-             image_size:tuple|list, # (H, W) of the image, or M pairs (H, W): one per mask, for masks of several images
-             stats:bool=False, # also return each mask's area and tight bbox
-            )->list|tuple: # M RLE dicts for the full image (and (M,) areas, (M, 4) bboxes [x, y, w, h])
-    "Full-image COCO compressed RLEs of masks kept in their boxes, encoded together without full-size masks."
+def _box_runs(box_masks:list, origins:list, Hs:np.ndarray)->tuple:
+    "Runs of ones of masks kept in their boxes: start (in the full image's column-major order), length, mask; the row of each start in its box; which masks have a run going on over a column's end."
     M = len(box_masks)
-    if not M: return ([], np.zeros(0, np.int64), np.zeros((0, 4), np.int64)) if stats else []
-    sizes = np.broadcast_to(np.asarray(image_size, np.int64).reshape(-1, 2), (M, 2))
-    Hs = sizes[:, 0]
     shapes = [m.shape for m in box_masks]
     hs, ws = np.array(shapes, np.int64).reshape(M, 2).T
     offs = np.zeros(M + 1, np.int64); np.cumsum(ws*(hs + 2), out=offs[1:])
@@ -69,31 +62,56 @@ def box_rles(box_masks:list, # M bool arrays (h_i, w_i): each mask cut to its bo
             wrapped[j[1:][join]] = True
             first = np.flatnonzero(np.r_[True, ~join])
             length, j, start, row = np.add.reduceat(length, first), j[first], start[first], row[first]
+    return start, length, j, row, wrapped
+
+def _encode_runs(start:np.ndarray, length:np.ndarray, j:np.ndarray, sizes:np.ndarray)->list:
+    "COCO compressed RLEs of the masks whose runs of ones these are (in order of mask `j`, each mask's by start); `sizes`: (M, 2)."
+    M = len(sizes)
     runs = np.bincount(j, minlength=M)              # runs of ones per mask
     last = np.cumsum(runs) - 1; first = last - runs + 1; has = runs > 0
     end = start + length
     gap = np.empty_like(start); gap[:1] = start[:1]; gap[1:] = start[1:] - end[:-1]   # the zeros before each run,
     gap[first[has]] = start[first[has]]             # from the image's start before a mask's first run
     c = np.empty(2*len(start), np.int64); c[0::2], c[1::2] = gap, length
-    tail = Hs*sizes[:, 1]; tail[has] -= end[last[has]]   # and the zeros after a mask's last run,
+    tail = sizes[:, 0]*sizes[:, 1]; tail[has] -= end[last[has]]   # and the zeros after a mask's last run,
     more = tail > 0                                 # unless it reaches the image's last pixel
     c = np.insert(c, 2*(last + 1)[more], tail[more])
     # pycocotools' C encoder writes the counts strings (COCO's LEB128-like text) from the run lengths
     bounds, sz = [0] + np.cumsum(2*runs + more).tolist(), sizes.tolist()
     c32 = c.astype(np.uint32)
-    out = [{'size': hw, 'counts': r['counts'].decode('ascii')} for hw, r in
-           zip(sz, mask_utils.frPyObjects([{'size': hw, 'counts': c32[a:b]} for hw, a, b in zip(sz, bounds, bounds[1:])], *sz[0]))]
-    if not stats: return out
-    areas = np.bincount(j, weights=length, minlength=M).astype(np.int64)
+    return [{'size': hw, 'counts': r['counts'].decode('ascii')} for hw, r in
+            zip(sz, mask_utils.frPyObjects([{'size': hw, 'counts': c32[a:b]} for hw, a, b in zip(sz, bounds, bounds[1:])], *sz[0]))]
+
+def _runs_bbox(start, length, j, row, wrapped, origins:list, Hs:np.ndarray)->np.ndarray:
+    "(M, 4) tight boxes [x, y, w, h] of masks from `_box_runs` (empty masks: zeros)."
+    M = len(Hs)
+    runs = np.bincount(j, minlength=M); has = runs > 0
+    last = np.cumsum(runs) - 1; first = last - runs + 1
     bb = np.zeros((M, 4), np.int64)
     if has.any():
-        H, f = Hs[has], first[has]
-        x0, x1 = start[f]//H, (end[last[has]] - 1)//H                       # columns of a mask's first and last pixel
+        org = np.asarray(origins, np.int64).reshape(-1, 2)
+        H, f, l = Hs[has], first[has], last[has]
+        x0, x1 = start[f]//H, (start[l] + length[l] - 1)//H                      # columns of a mask's first and last pixel
         y0, y1 = np.minimum.reduceat(row, f) - 1, np.maximum.reduceat(row + length, f) - 2   # its top and bottom row in the box
         w = wrapped[has]                            # (a run over a column's end covers the last row and the first)
         y0, y1 = np.where(w, 0, y0 + org[has, 1]), np.where(w, H - 1, y1 + org[has, 1])
         bb[has] = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], 1)
-    return out, areas, bb
+    return bb
+
+def box_rles(box_masks:list, # M bool arrays (h_i, w_i): each mask cut to its box
+             origins:list, # M pairs (x0, y0): where each box sits in the image
+             image_size:tuple|list, # (H, W) of the image, or M pairs (H, W): one per mask, for masks of several images
+             stats:bool=False, # also return each mask's area and tight bbox
+            )->list|tuple: # M RLE dicts for the full image (and (M,) areas, (M, 4) bboxes [x, y, w, h])
+    "Full-image COCO compressed RLEs of masks kept in their boxes, encoded together without full-size masks."
+    M = len(box_masks)
+    if not M: return ([], np.zeros(0, np.int64), np.zeros((0, 4), np.int64)) if stats else []
+    sizes = np.array(np.broadcast_to(np.asarray(image_size, np.int64).reshape(-1, 2), (M, 2)))
+    start, length, j, row, wrapped = _box_runs(box_masks, origins, sizes[:, 0])
+    out = _encode_runs(start, length, j, sizes)
+    if not stats: return out
+    return (out, np.bincount(j, weights=length, minlength=M).astype(np.int64),
+            _runs_bbox(start, length, j, row, wrapped, origins, sizes[:, 0]))
 
 _EMPTY: dict = {}
 
@@ -138,31 +156,40 @@ def mask_to_polygons(mask:np.ndarray, # (h, w) bool mask (or a box of one, place
 def _annotate_images(images:list, # (instances, (H, W)) of each image
                      polygons:bool=False, # segmentation as polygons instead of RLE
                     )->list: # per image, its annotations as `annotate` gives them
-    "`annotate` for several images at once: all their masks go through one `box_rles` call."
-    masks, origins, sizes, plans = [], [], [], []     # everything to encode, in one batch
-    for insts, size in images:
-        worms = [k for k, it in enumerate(insts) if not it.iscrowd]
-        ov, nov, touching = decompose_boxes([insts[k].box_mask for k in worms], [(insts[k].x0, insts[k].y0) for k in worms], size)
-        where = {k: j for j, k in enumerate(worms)}
-        plan = []
-        for k, it in enumerate(insts):
-            j = where.get(k)
-            # a worm whose box touches another's but whose pixels do not: its overlap is empty, its non-overlap its mask
-            parts = [it.box_mask, ov[j], nov[j]] if j is not None and touching[j] and ov[j].any() else [it.box_mask]
-            plan.append((len(masks), len(parts) == 3))
-            masks += parts; origins += [(it.x0, it.y0)]*len(parts); sizes += [size]*len(parts)
-        plans.append(plan)
-    rles, areas, bboxes = box_rles(masks, origins, sizes, stats=True)
-    areas, bboxes = areas.tolist(), bboxes.tolist()
-    out = []
-    for (insts, size), plan in zip(images, plans):
+    "`annotate` for several images at once: all their masks encoded, and decomposed, together, as runs."
+    insts = [it for ins, _ in images for it in ins]
+    M = len(insts)
+    if not M: return [[] for _ in images]
+    sizes = np.array([size for ins, size in images for _ in ins], np.int64).reshape(M, 2)
+    origins = [(it.x0, it.y0) for it in insts]
+    start, length, j, row, wrapped = _box_runs([it.box_mask for it in insts], origins, sizes[:, 0])
+    # the worms' overlap and non-overlap, from their runs (crowd regions take no part), each image in its own positions
+    img = np.repeat(np.arange(len(images)), [len(ins) for ins, _ in images])
+    base = np.zeros(len(images) + 1, np.int64); np.cumsum([h*w + 1 for _, (h, w) in images], out=base[1:])
+    w = np.flatnonzero(~np.array([it.iscrowd for it in insts])[j])
+    a = base[img[j[w]]] + start[w]
+    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(a, a + length[w])
+    oj, nj = j[w][orun], j[w][nrun]               # the worm of each piece
+    crossing = np.zeros(M, bool); crossing[oj] = True   # worms with an overlap: three masks; the others' non-overlap is their mask
+    C = int(crossing.sum())
+    slot = np.full(M, -1); slot[crossing] = np.arange(C)
+    keep = crossing[nj]
+    n0, n1, nj = n0[keep], n1[keep], nj[keep]
+    rles = _encode_runs(np.concatenate([start, o0 - base[img[oj]], n0 - base[img[nj]]]), np.concatenate([length, o1 - o0, n1 - n0]),
+                        np.concatenate([j, M + slot[oj], M + C + slot[nj]]), np.concatenate([sizes, sizes[crossing], sizes[crossing]]))
+    areas = np.bincount(j, weights=length, minlength=M).astype(np.int64).tolist()
+    o_areas = np.bincount(slot[oj], weights=o1 - o0, minlength=C).astype(np.int64).tolist()
+    bboxes = _runs_bbox(start, length, j, row, wrapped, origins, sizes[:, 0]).tolist()
+    out, k = [], 0
+    for ins, size in images:
         empty, anns = empty_rle(size), []
-        for it, (s, crossing) in zip(insts, plan):
-            o, n, o_area = (rles[s + 1], rles[s + 2], areas[s + 1]) if crossing else (empty, rles[s], 0)
-            a = dict(label=it.label, iscrowd=int(it.iscrowd), segmentation=rles[s], area=areas[s], bbox=bboxes[s],
+        for it in ins:
+            c = slot[k]
+            o, n, o_area = (rles[M + c], rles[M + C + c], o_areas[c]) if c >= 0 else (empty, rles[k], 0)
+            a = dict(label=it.label, iscrowd=int(it.iscrowd), segmentation=rles[k], area=areas[k], bbox=bboxes[k],
                      overlap=o, non_overlap=n, overlap_area=o_area)
             if polygons and not it.iscrowd: a['segmentation'] = mask_to_polygons(it.box_mask, it.x0, it.y0)
-            anns.append(a)
+            anns.append(a); k += 1
         out.append(anns)
     return out
 

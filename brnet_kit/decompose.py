@@ -9,7 +9,7 @@ import numpy as np
 from .core import BrnetError
 
 # %% auto #0
-__all__ = ['OVERLAP_COLOUR', 'count_map', 'decompose', 'boxes_touch', 'decompose_boxes', 'overlap_stats', 'decomposition_overlay',
+__all__ = ['OVERLAP_COLOUR', 'count_map', 'decompose', 'decompose_runs', 'overlap_stats', 'decomposition_overlay',
            'show_decomposition']
 
 # %% ../nbs/02_decompose.ipynb #d93f76ce
@@ -45,42 +45,47 @@ def decompose(masks:np.ndarray, # (N, H, W) bool, one mask per instance
     return overlap, m ^ overlap
 
 # %% ../nbs/02_decompose.ipynb #f03917a9
-def boxes_touch(boxes:np.ndarray, # (N, 4) boxes x0, y0, x1, y1 (end-exclusive)
-               )->np.ndarray: # (N,) bool
-    "Which boxes intersect at least one other box."
-    b = np.asarray(boxes).reshape(-1, 4)
-    if len(b) < 2: return np.zeros(len(b), bool)
-    inter = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2]) &
-             (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
-    np.fill_diagonal(inter, False)
-    return inter.any(1)
+def decompose_runs(start:np.ndarray, # (R,) where each run of ones starts (a pixel position)
+                   end:np.ndarray, # (R,) where it ends (exclusive); the runs in order of their masks, each mask's by position
+                  )->tuple[tuple,tuple]: # overlap pieces (start, end, run), non-overlap pieces (start, end, run), in order
+    "`decompose` on masks given as runs: cut each run into the pieces two or more runs cover (overlap) and the rest."
+    start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
+    R = len(start)
+    if not R: return (start, end, np.zeros(0, np.int64)), (start, end, np.zeros(0, np.int64))
+    ev = np.concatenate([start, end]); o = np.argsort(ev, kind='stable')
+    ev, cover = ev[o], np.cumsum(np.r_[np.ones(R, np.int64), -np.ones(R, np.int64)][o])
+    last = np.r_[ev[1:] != ev[:-1], True]
+    ev, shared = ev[last], cover[last] >= 2       # from each event's position on: covered twice or more?
+    change = shared != np.r_[False, shared[:-1]]
+    s0, s1 = ev[change & shared], ev[change & ~shared]   # the shared stretches: sorted, disjoint, apart
+    lo = np.searchsorted(s1, start, 'right')      # the stretches meeting each run: lo, lo + 1, ... (n of them)
+    n = np.searchsorted(s0, end, 'left') - lo
+    run = np.repeat(np.arange(R), n)
+    t = np.arange(len(run)) - np.repeat(np.cumsum(n) - n, n)   # each piece's place in its run
+    p0, p1 = np.maximum(start[run], s0[lo[run] + t]), np.minimum(end[run], s1[lo[run] + t])
+    # the rest of each run: from its start to its first piece, between its pieces, from its last piece to its end
+    at = np.arange(R) + np.cumsum(n) - n          # where each run's n + 1 gaps begin
+    g0, g1 = np.empty(R + len(run), np.int64), np.empty(R + len(run), np.int64)
+    g0[at] = start; g0[at[run] + t + 1] = p1
+    g1[at[run] + t] = p0; g1[at + n] = end
+    keep = g1 > g0
+    return (p0, p1, run), (g0[keep], g1[keep], np.repeat(np.arange(R), n + 1)[keep])
 
-def decompose_boxes(box_masks:list, # N bool arrays (h_i, w_i): each mask cut to its box
-                    origins:list, # N pairs (x0, y0): where each box sits in the image
-                    image_size:tuple, # (H, W)
-                   )->tuple[list,list,np.ndarray]: # overlaps, non_overlaps (box arrays), touching (N,) bool
-    "`decompose` for masks kept in their boxes; worms whose box touches no other box skip the count."
-    n = len(box_masks)
-    boxes = [(x0, y0, x0 + m.shape[1], y0 + m.shape[0]) for m, (x0, y0) in zip(box_masks, origins)]
-    touching = boxes_touch(np.array(boxes, np.int64).reshape(-1, 4))
-    overlaps, non_overlaps = [None]*n, [None]*n
-    idx = np.flatnonzero(touching).tolist()
-    if idx:
-        ox, oy = min(boxes[i][0] for i in idx), min(boxes[i][1] for i in idx)
-        count = np.zeros((max(boxes[i][3] for i in idx) - oy, max(boxes[i][2] for i in idx) - ox), np.uint8 if n < 256 else np.int32)
-        for i in idx:
-            x0, y0, x1, y1 = boxes[i]
-            count[y0 - oy:y1 - oy, x0 - ox:x1 - ox] += box_masks[i]
-        for i in idx:
-            x0, y0, x1, y1 = boxes[i]
-            m = box_masks[i]
-            ov = (count[y0 - oy:y1 - oy, x0 - ox:x1 - ox] >= 2) & m
-            overlaps[i], non_overlaps[i] = ov, m ^ ov
-    for i in range(n):
-        if overlaps[i] is None: overlaps[i], non_overlaps[i] = np.zeros(box_masks[i].shape, bool), box_masks[i]
-    return overlaps, non_overlaps, touching
+def _runs(masks:np.ndarray):
+    "Full-size masks as runs of ones in column-major order: (start, end, mask), in order of masks, then positions."
+    m = np.asarray(masks, bool)
+    flat = np.pad(m.transpose(0, 2, 1).reshape(len(m), m.shape[1]*m.shape[2]), ((0, 0), (1, 1)))
+    mask, k = np.nonzero(flat[:, 1:] != flat[:, :-1])
+    return k[0::2], k[1::2], mask[0::2]
 
-# %% ../nbs/02_decompose.ipynb #9ceb694b
+def _from_runs(start, end, mask, shape:tuple)->np.ndarray:
+    "Runs back to an (N, H, W) stack (the inverse of `_runs`)."
+    N, H, W = shape
+    flat = np.zeros((N, H*W), bool)
+    for a, b, i in zip(start.tolist(), end.tolist(), np.asarray(mask).tolist()): flat[i, a:b] = True
+    return flat.reshape(N, W, H).transpose(0, 2, 1)
+
+# %% ../nbs/02_decompose.ipynb #65bfac67
 def _to_boxes(masks:np.ndarray):
     "Full-size masks → (box_masks, origins), each cut to its tight box (empty masks get a 0x0 box)."
     bm, org = [], []
@@ -89,12 +94,6 @@ def _to_boxes(masks:np.ndarray):
         if not len(rows): bm.append(np.zeros((0, 0), bool)); org.append((0, 0)); continue
         bm.append(m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]); org.append((int(cols[0]), int(rows[0])))
     return bm, org
-
-def _from_boxes(box_masks:list, origins:list, image_size:tuple)->np.ndarray:
-    "Box masks back to an (N, H, W) stack."
-    out = np.zeros((len(box_masks), *image_size), bool)
-    for k, (m, (x0, y0)) in enumerate(zip(box_masks, origins)): out[k, y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
-    return out
 
 # %% ../nbs/02_decompose.ipynb #0859eda9
 def overlap_stats(masks:np.ndarray, # (N, H, W) bool, one mask per instance

@@ -195,14 +195,15 @@ def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
 
 def test_unexpected_failure_stays_with_its_file(folder, tmp_path, monkeypatch):
     "Files are converted in chunks; a file that fails where no file should is reported alone, its chunk's others converted."
-    real = coco.decompose_boxes
-    def failing(box_masks, origins, size):
-        if len(box_masks) == 3: raise RuntimeError('boom')   # a.json, the only file with three worms
-        return real(box_masks, origins, size)
-    monkeypatch.setattr(coco, 'decompose_boxes', failing)
+    real = coco.instances
+    def broken(lf, labels=None):   # a.json's first instance gets a mask no step expects, (1, h, w)
+        insts = real(lf, labels)
+        if lf.path.name == 'a.json': insts[0].box_mask = insts[0].box_mask[None]
+        return insts
+    monkeypatch.setattr(coco, 'instances', broken)
     s = quiet(convert, folder, tmp_path/'out')
     assert s['images'] == 2 and len(s['skipped']) == 2
-    assert 'a.json: unexpected RuntimeError while converting (boom)' in s['skipped'][0]
+    assert 'a.json: unexpected ValueError while converting' in s['skipped'][0]
     assert 'e_bad.json' in s['skipped'][1]
     assert [i.file_name for i in load_coco(tmp_path/'out/annotations.json')] == ['../labelme/b.png', '../labelme/sub/c.png']
 

@@ -5,7 +5,7 @@ from hypothesis.extra.numpy import arrays
 import pytest
 from brnet_kit.core import BrnetError
 
-from brnet_kit.decompose import decompose, decompose_boxes, overlap_stats, count_map, boxes_touch, _to_boxes, _from_boxes
+from brnet_kit.decompose import decompose, decompose_runs, overlap_stats, count_map, _runs, _from_runs
 
 stacks = st.tuples(st.integers(0, 7), st.integers(1, 24), st.integers(1, 24)).flatmap(
     lambda s: arrays(bool, s, elements=st.booleans()))
@@ -40,43 +40,31 @@ def test_statistics(masks):
     if len(masks): assert (count_map(masks) == c).all()
 
 
-@st.composite
-def boxed(draw):
-    "Masks placed in random boxes of an image, possibly touching, overlapping or far apart."
-    H, W = draw(st.integers(1, 40)), draw(st.integers(1, 40))
-    n = draw(st.integers(0, 8))
-    full = np.zeros((n, H, W), bool)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    for i in range(n):
-        h, w = rng.integers(1, H + 1), rng.integers(1, W + 1)
-        y0, x0 = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
-        full[i, y0:y0 + h, x0:x0 + w] = rng.random((h, w)) < rng.uniform(0.2, 1)
-    return full
+@settings(max_examples=500, deadline=None)
+@given(stacks)
+def test_runs_agree_with_full_images(masks):
+    "decompose_runs on the masks' runs of ones gives exactly decompose on the full-size masks."
+    a, b, m = _runs(masks)
+    assert (_from_runs(a, b, m, masks.shape) == masks).all()
+    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(a, b)
+    o, n = decompose(masks)
+    assert (_from_runs(o0, o1, m[orun], masks.shape) == o).all()
+    assert (_from_runs(n0, n1, m[nrun], masks.shape) == n).all()
+    for p0, p1, r in ((o0, o1, orun), (n0, n1, nrun)):   # pieces: inside their runs, in order, not touching within a mask
+        assert (p1 > p0).all() and (p0 >= a[r]).all() and (p1 <= b[r]).all()
+        same = m[r][1:] == m[r][:-1]
+        assert (p0[1:][same] > p1[:-1][same]).all()
 
-
-@settings(max_examples=300, deadline=None)
-@given(boxed())
-def test_boxes_agree_with_full_images(full):
-    "decompose_boxes on masks cut to their boxes gives exactly decompose on full-size masks."
-    H, W = full.shape[1:]
-    bm, org = _to_boxes(full)
-    ov, nov, touching = decompose_boxes(bm, org, (H, W))
-    o, n = decompose(full)
-    assert (_from_boxes(ov, org, (H, W)) == o).all()
-    assert (_from_boxes(nov, org, (H, W)) == n).all()
-    assert len(touching) == len(full)
-    for i in np.flatnonzero(~touching): assert not o[i].any()   # skipped worms really have no overlap
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 10), st.integers(0, 10)), max_size=8))
-def test_boxes_touch(bs):
-    b = np.array([(x, y, x + w, y + h) for x, y, w, h in bs]).reshape(-1, 4)
-    got = boxes_touch(b)
-    for i in range(len(b)):
-        want = any(b[i, 0] < b[j, 2] and b[j, 0] < b[i, 2] and b[i, 1] < b[j, 3] and b[j, 1] < b[i, 3]
-                   for j in range(len(b)) if j != i)
-        assert got[i] == want
+def test_runs_of_several_images_at_once():
+    "Runs of two images in one call, the second shifted past the first: each decomposed as on its own."
+    rng = np.random.default_rng(0)
+    x, y = rng.random((3, 9, 7)) < 0.5, rng.random((2, 9, 7)) < 0.5
+    (ax, bx, mx), (ay, by, my) = _runs(x), _runs(y)
+    shift = 9*7 + 1
+    (o0, o1, orun), _ = decompose_runs(np.r_[ax, ay + shift], np.r_[bx, by + shift])
+    first = orun < len(ax)
+    assert (_from_runs(o0[first], o1[first], mx[orun[first]], x.shape) == decompose(x)[0]).all()
+    assert (_from_runs(o0[~first] - shift, o1[~first] - shift, my[orun[~first] - len(ax)], y.shape) == decompose(y)[0]).all()
 
 
 @settings(max_examples=300, deadline=None)
