@@ -52,8 +52,9 @@ def decompose_runs(start:np.ndarray, # (R,) where each run of ones starts (a pix
     start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
     R = len(start)
     if not R: return (start, end, np.zeros(0, np.int64)), (start, end, np.zeros(0, np.int64))
-    ev = np.concatenate([start, end]); o = np.argsort(ev, kind='stable')
-    ev, cover = ev[o], np.cumsum(np.r_[np.ones(R, np.int64), -np.ones(R, np.int64)][o])
+    ev = np.sort(np.concatenate([2*start + 1, 2*end]), kind='stable')   # events: position, and 1 for a start
+    cover = np.cumsum(2*(ev & 1) - 1)             # (each mask's events come sorted: timsort merges them fast)
+    ev >>= 1
     last = np.r_[ev[1:] != ev[:-1], True]
     ev, shared = ev[last], cover[last] >= 2       # from each event's position on: covered twice or more?
     change = shared != np.r_[False, shared[:-1]]

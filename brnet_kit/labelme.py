@@ -48,7 +48,9 @@ class Shape:
     @property
     def xy(self)->np.ndarray:
         "The points as a (K, 2) float64 array."
-        return np.asarray(self.points, np.float64).reshape(-1, 2)
+        p = self.points
+        if type(p) is np.ndarray and p.dtype == np.float64 and p.ndim == 2 and p.shape[1] == 2: return p   # as read_labelme gives them
+        return np.asarray(p, np.float64).reshape(-1, 2)
 
     def to_json(self)->dict:
         "The shape as LabelMe writes it (plain Python numbers only: NumPy's would not serialise)."
@@ -320,8 +322,9 @@ def _polygon_boxes(xys:list, W:int, H:int)->tuple[list,list]:
     box = np.empty((len(xys), 4))
     np.floor(np.minimum.reduceat(p, starts), out=box[:, :2]); np.ceil(np.maximum.reduceat(p, starts), out=box[:, 2:])
     box += (-2, -2, 3, 3)   # the outline takes a pixel
+    np.minimum(np.maximum(box, 0, out=box), (W, H, W, H), out=box)
     flat, ends = p.ravel().tolist(), (2*np.cumsum(n)).tolist()
-    return np.clip(box, 0, (W, H, W, H)).astype(np.int64).tolist(), [flat[a:b] for a, b in zip([0] + ends, ends)]
+    return box.astype(np.int64).tolist(), [flat[a:b] for a, b in zip([0] + ends, ends)]
 
 def _draw_shape(draw:ImageDraw.ImageDraw, s:Shape, W:int, H:int, line_width:int=10, point_size:int=5):
     "Draw `s` (not a polygon: see `_shape_box_masks`) with LabelMe's calls; return the pixel box (x0, y0, x1, y1) (end-exclusive) of every drawn pixel."
