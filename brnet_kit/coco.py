@@ -167,8 +167,8 @@ def _annotate_images(images:list, # (instances, (H, W)) of each image
     img = np.repeat(np.arange(len(images)), [len(ins) for ins, _ in images])
     base = np.zeros(len(images) + 1, np.int64); np.cumsum([h*w + 1 for _, (h, w) in images], out=base[1:])
     w = np.flatnonzero(~np.array([it.iscrowd for it in insts])[j])
-    a = base[img[j[w]]] + start[w]
-    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(a, a + length[w])
+    at = base[img[j[w]]] + start[w]
+    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(at, at + length[w])
     oj, nj = j[w][orun], j[w][nrun]               # the worm of each piece
     crossing = np.zeros(M, bool); crossing[oj] = True   # worms with an overlap: three masks; the others' non-overlap is their mask
     C = int(crossing.sum())
