@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_coco.ipynb #cab25814
 from __future__ import annotations
-import json, os, random, shutil, sys, time
+import gc, json, os, random, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,12 +163,20 @@ def _annotate_images(images:list, # (instances, (H, W)) of each image
     sizes = np.array([size for ins, size in images for _ in ins], np.int64).reshape(M, 2)
     origins = [(it.x0, it.y0) for it in insts]
     start, length, j, row, wrapped = _box_runs([it.box_mask for it in insts], origins, sizes[:, 0])
-    # the worms' overlap and non-overlap, from their runs (crowd regions take no part), each image in its own positions
-    img = np.repeat(np.arange(len(images)), [len(ins) for ins, _ in images])
+    # the worms' overlap and non-overlap, from their runs (crowd regions take no part), each image in its own positions;
+    # only worms whose box meets another worm's box can share pixels: the others' runs are left out of the sweep
+    counts = [len(ins) for ins, _ in images]
+    img = np.repeat(np.arange(len(images)), counts)
     base = np.zeros(len(images) + 1, np.int64); np.cumsum([h*w + 1 for _, (h, w) in images], out=base[1:])
-    w = np.flatnonzero(~np.array([it.iscrowd for it in insts])[j])
-    at = base[img[j[w]]] + start[w]
-    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(at, at + length[w])
+    at = np.arange(M) - np.repeat(np.cumsum(counts) - counts, counts)   # each instance's place in its image
+    boxes = np.zeros((len(images), max(counts), 4), np.int64)          # one row of boxes per image (crowd: empty)
+    boxes[img, at] = [(x0, y0, x0 + it.box_mask.shape[1], y0 + it.box_mask.shape[0]) if not it.iscrowd else (0, 0, 0, 0)
+                      for it, (x0, y0) in zip(insts, origins)]
+    meet = (np.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2]) < np.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])).all(-1)
+    meet[:, np.arange(max(counts)), np.arange(max(counts))] = False
+    w = np.flatnonzero(meet.any(2)[img, at][j])
+    pos = base[img[j[w]]] + start[w]
+    (o0, o1, orun), (n0, n1, nrun) = decompose_runs(pos, pos + length[w])
     oj, nj = j[w][orun], j[w][nrun]               # the worm of each piece
     crossing = np.zeros(M, bool); crossing[oj] = True   # worms with an overlap: three masks; the others' non-overlap is their mask
     C = int(crossing.sum())
@@ -433,9 +441,10 @@ def dataset_stats(ann_file:str|Path, # an annotations*.json with overlap masks
 # %% ../nbs/03_coco.ipynb #edc0208c
 _EXT = {'JPEG': '.jpg', 'PNG': '.png', 'TIFF': '.tif', 'BMP': '.bmp', 'GIF': '.gif', 'WEBP': '.webp'}
 
-def _image_record(lf, rel:Path, out_dir:Path, copy_images:bool, base:str|None=None)->str:
-    "The image's file_name relative to out_dir (`base`: the LabelMe folder relative to it), extracting embedded images and copying when asked."
+def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str|None=None)->str:
+    "The image's file_name relative to out_dir (`rel`: the LabelMe file's path in its folder, `base`: that folder's relative to out_dir), extracting embedded images and copying when asked."
     if lf.image_data is not None or copy_images:
+        rel = Path(rel)
         if lf.image_data is not None:
             from PIL import Image
             import io
@@ -452,29 +461,35 @@ def _image_record(lf, rel:Path, out_dir:Path, copy_images:bool, base:str|None=No
 
 def _convert_chunk(chunk:tuple)->list:
     "Convert a few LabelMe files (runs in worker processes): for each, its record or the error that stops it."
-    paths, root, out_dir, labels, polygons, copy_images = chunk
-    recs = [dict(key=p.relative_to(root).as_posix(), error=None) for p in paths]
+    rels, root, out_dir, labels, polygons, copy_images = chunk
+    paths = [os.path.join(root, r) for r in rels]
+    recs = [dict(key=r, error=None) for r in rels]
     def attempt(k, f, *args):  # f(*args) for file k, unless it failed already; a failure goes into its record
         if recs[k]['error'] is not None: return None
         try: return f(*args)
         except BrnetError as e: recs[k]['error'] = str(e)
         except Exception as e: recs[k]['error'] = f"{paths[k]}: unexpected {type(e).__name__} while converting ({e})"
-    # one step at a time for all files of the chunk: each step's code and data stay in the CPU's caches
-    lfs = [attempt(k, read_labelme, p) for k, p in enumerate(paths)]
-    insts = [attempt(k, instances, lf, labels) for k, lf in enumerate(lfs)]
-    ok = [k for k, r in enumerate(recs) if r['error'] is None]
-    try: anns = _annotate_images([(insts[k], lfs[k].size) for k in ok], polygons)
-    except Exception: anns = [attempt(k, annotate, insts[k], lfs[k].size, polygons) for k in ok]  # find the file that failed
-    base = os.path.relpath(os.path.abspath(root), os.path.abspath(out_dir))
-    for k, a in zip(ok, anns):
-        name = attempt(k, _image_record, lfs[k], Path(recs[k]['key']), out_dir, copy_images, base)
-        if recs[k]['error'] is None:
-            recs[k].update(image=dict(file_name=name, height=lfs[k].image_height, width=lfs[k].image_width), anns=a)
+    gc_was = gc.isenabled()
+    gc.disable()   # a chunk makes thousands of small objects and no cycles: Python's cycle collector would only cost time
+    try:
+        # one step at a time for all files of the chunk: each step's code and data stay in the CPU's caches
+        lfs = [attempt(k, read_labelme, p) for k, p in enumerate(paths)]
+        insts = [attempt(k, instances, lf, labels) for k, lf in enumerate(lfs)]
+        ok = [k for k, r in enumerate(recs) if r['error'] is None]
+        try: anns = _annotate_images([(insts[k], lfs[k].size) for k in ok], polygons)
+        except Exception: anns = [attempt(k, annotate, insts[k], lfs[k].size, polygons) for k in ok]  # find the file that failed
+        base = os.path.relpath(os.path.abspath(root), os.path.abspath(out_dir))
+        for k, a in zip(ok, anns):
+            name = attempt(k, _image_record, lfs[k], rels[k], out_dir, copy_images, base)
+            if recs[k]['error'] is None:
+                recs[k].update(image=dict(file_name=name, height=lfs[k].image_height, width=lfs[k].image_width), anns=a)
+    finally:
+        if gc_was: gc.enable()
     return recs
 
 # %% ../nbs/03_coco.ipynb #c57218fe
 def _find_json(labelme_dir:Path, out_dir:Path)->list:
-    "The LabelMe files under `labelme_dir`, sorted, leaving out hidden folders and anything inside `out_dir`."
+    "The LabelMe files under `labelme_dir` (POSIX paths relative to it), sorted, leaving out hidden folders and anything inside `out_dir`."
     out = os.path.abspath(out_dir) + os.sep
     root = os.path.abspath(labelme_dir)
     files = []
@@ -482,12 +497,12 @@ def _find_json(labelme_dir:Path, out_dir:Path)->list:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and not (os.path.join(dirpath, d) + os.sep).startswith(out))
         rel = os.path.relpath(dirpath, root)
         files += [f if rel == '.' else f'{rel}/{f}'.replace(os.sep, '/') for f in filenames if f.endswith('.json') and not f.startswith('.')]
-    return [labelme_dir/f for f in sorted(files)]
+    return sorted(files)
 
-def _run(paths:list, settings:tuple, workers:int):
-    "Yield the record of each file, in order, converted in chunks in this process or a pool."
-    n = 16 if workers <= 1 else max(1, min(16, -(-len(paths)//(4*workers))))   # 16 files; fewer keep every worker busy
-    chunks = [(paths[i:i + n], *settings) for i in range(0, len(paths), n)]
+def _run(rels:list, settings:tuple, workers:int):
+    "Yield the record of each file (`rels`: from `_find_json`), in order, converted in chunks in this process or a pool."
+    n = 16 if workers <= 1 else max(1, min(16, -(-len(rels)//(4*workers))))   # 16 files; fewer keep every worker busy
+    chunks = [(rels[i:i + n], *settings) for i in range(0, len(rels), n)]
     if workers <= 1 or len(chunks) < 2:
         for c in chunks: yield from _convert_chunk(c)
         return

@@ -89,7 +89,7 @@ class LabelMeFile:
 # %% ../nbs/01_labelme.ipynb #e35737bb
 def _png_size(path)->tuple|None:
     "(H, W) from a PNG's IHDR chunk, or None if it is not a PNG (then Pillow reads the header)."
-    with open(path, 'rb') as f: head = f.read(24)
+    with open(path, 'rb', buffering=0) as f: head = f.read(24)
     if head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR': return None
     return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
 
@@ -149,16 +149,17 @@ _KNOWN = frozenset({'label', 'points', 'shape_type', 'group_id', 'mask', 'flags'
 def _parse_shapes(shapes_raw:list, path, legacy:bool)->tuple[list,np.ndarray,np.ndarray]:
     "Every shape of a file, checked: the `Shape`s, all their points as one (P, 2) array, and where each shape's points start (N+1,)."
     out, pts_all = [], []
+    bad = lambda msg: BrnetError(f"{_where(path, i, raw)}: {msg}")   # the shape (i, raw) the loop is at
     for i, raw in enumerate(shapes_raw):
-        def bad(msg): return BrnetError(f"{_where(path, i, raw)}: {msg}")
         if not isinstance(raw, dict): raise BrnetError(f"{path}: shape #{i+1} is not a JSON object")
         label = raw.get('label')
         if not isinstance(label, str) or not label: raise bad("`label` must be a non-empty string")
         st = raw.get('shape_type') or 'polygon'
         if st not in _NPOINTS: raise bad(f"unknown shape type {st!r} (LabelMe's types are {', '.join(SHAPE_TYPES)})")
         pts = raw.get('points')
-        try: ok = isinstance(pts, list) and not set(map(len, pts)) - {2} and not (pts and any(isinstance(v, (str, bool)) for v in pts[0]))
+        try: ok = isinstance(pts, list) and not set(map(len, pts)) - {2}
         except TypeError: ok = False   # a point that is not a pair
+        if ok and pts: ok = not isinstance(pts[0][0], (str, bool)) and not isinstance(pts[0][1], (str, bool))
         if not ok: raise bad("`points` must be a list of [x, y] numbers")
         lo, hi = _NPOINTS[st]
         if len(pts) < lo or (hi is not None and len(pts) > hi):
@@ -250,7 +251,7 @@ def _check_geometry(lf:LabelMeFile, tol:float=1.0, p:np.ndarray|None=None, start
 # %% ../nbs/01_labelme.ipynb #f5998931
 def _load_json(path:Path):
     try:
-        with open(path, 'rb') as f: data = f.read()
+        with open(path, 'rb', buffering=0) as f: data = f.readall()
         # orjson parses LabelMe's indented files ~2x faster; what it refuses (NaN and Infinity, which Python's
         # json writes, and broken files) goes through `json`, which reads the first and words the error of the last
         try: raw = orjson.loads(data)

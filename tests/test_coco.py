@@ -276,6 +276,8 @@ def test_atomic_output(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(coco, 'read_labelme', crashing)
     with pytest.raises(KeyboardInterrupt): quiet(convert, folder, out)
     assert len(calls) == 2
+    import gc
+    assert gc.isenabled()   # convert pauses the cycle collector per chunk, and turns it back on after a crash too
     assert (out/'annotations.json').read_text() == 'OLD'
     assert [p.name for p in out.iterdir()] == ['annotations.json']
     # and a crash while writing the file itself
