@@ -508,8 +508,11 @@ def _run(rels:list, settings:tuple, workers:int):
         return
     import multiprocessing as mp
     ctx = mp.get_context('fork' if sys.platform.startswith('linux') else None)
-    with ctx.Pool(min(workers, len(chunks))) as pool:
-        for recs in pool.imap(_convert_chunk, chunks): yield from recs
+    workers = min(workers, len(chunks))
+    # this process is one of the workers: it converts every `workers`-th chunk itself, a pool the others
+    with ctx.Pool(workers - 1) as pool:
+        theirs = pool.imap(_convert_chunk, [c for i, c in enumerate(chunks) if i % workers])
+        for i, c in enumerate(chunks): yield from (next(theirs) if i % workers else _convert_chunk(c))
 
 def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursively)
             out_dir:str, # where annotations*.json (and images/) go
