@@ -82,9 +82,10 @@ def _encode_runs(start:np.ndarray, length:np.ndarray, j:np.ndarray, sizes:np.nda
     return [{'size': hw, 'counts': r['counts'].decode('ascii')} for hw, r in
             zip(sz, mask_utils.frPyObjects([{'size': hw, 'counts': c32[a:b]} for hw, a, b in zip(sz, bounds, bounds[1:])], *sz[0]))]
 
-def _runs_bbox(start, length, j, row, wrapped, origins:list, Hs:np.ndarray)->np.ndarray:
-    "(M, 4) tight boxes [x, y, w, h] of masks from `_box_runs` (empty masks: zeros)."
+def _runs_stats(start, length, j, row, wrapped, origins:list, Hs:np.ndarray)->tuple:
+    "(M,) areas and (M, 4) tight boxes [x, y, w, h] of the masks whose runs `_box_runs` gave (empty masks: zeros)."
     M = len(Hs)
+    areas = np.bincount(j, weights=length, minlength=M).astype(np.int64)
     runs = np.bincount(j, minlength=M); has = runs > 0
     last = np.cumsum(runs) - 1; first = last - runs + 1
     bb = np.zeros((M, 4), np.int64)
@@ -96,7 +97,7 @@ def _runs_bbox(start, length, j, row, wrapped, origins:list, Hs:np.ndarray)->np.
         w = wrapped[has]                            # (a run over a column's end covers the last row and the first)
         y0, y1 = np.where(w, 0, y0 + org[has, 1]), np.where(w, H - 1, y1 + org[has, 1])
         bb[has] = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], 1)
-    return bb
+    return areas, bb
 
 def box_rles(box_masks:list, # M bool arrays (h_i, w_i): each mask cut to its box
              origins:list, # M pairs (x0, y0): where each box sits in the image
@@ -109,9 +110,7 @@ def box_rles(box_masks:list, # M bool arrays (h_i, w_i): each mask cut to its bo
     sizes = np.array(np.broadcast_to(np.asarray(image_size, np.int64).reshape(-1, 2), (M, 2)))
     start, length, j, row, wrapped = _box_runs(box_masks, origins, sizes[:, 0])
     out = _encode_runs(start, length, j, sizes)
-    if not stats: return out
-    return (out, np.bincount(j, weights=length, minlength=M).astype(np.int64),
-            _runs_bbox(start, length, j, row, wrapped, origins, sizes[:, 0]))
+    return (out, *_runs_stats(start, length, j, row, wrapped, origins, sizes[:, 0])) if stats else out
 
 _EMPTY: dict = {}
 
@@ -185,9 +184,8 @@ def _annotate_images(images:list, # (instances, (H, W)) of each image
     n0, n1, nj = n0[keep], n1[keep], nj[keep]
     rles = _encode_runs(np.concatenate([start, o0 - base[img[oj]], n0 - base[img[nj]]]), np.concatenate([length, o1 - o0, n1 - n0]),
                         np.concatenate([j, M + slot[oj], M + C + slot[nj]]), np.concatenate([sizes, sizes[crossing], sizes[crossing]]))
-    areas = np.bincount(j, weights=length, minlength=M).astype(np.int64).tolist()
+    areas, bboxes = (a.tolist() for a in _runs_stats(start, length, j, row, wrapped, origins, sizes[:, 0]))
     o_areas = np.bincount(slot[oj], weights=o1 - o0, minlength=C).astype(np.int64).tolist()
-    bboxes = _runs_bbox(start, length, j, row, wrapped, origins, sizes[:, 0]).tolist()
     out, k = [], 0
     for ins, size in images:
         empty, anns = empty_rle(size), []
@@ -253,6 +251,8 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if any(v < 0 for v in fr.values()) or sum(fr.values()) <= 0: raise BrnetError(f"--split {s!r}: fractions must be >= 0 and not all 0")
     return fr
 
+def _by_fractions(split:dict)->bool: return all(isinstance(v, (int, float)) for v in split.values())
+
 def split_names(keys:list, # the items to split (sorted for determinism)
                 split:dict, # from `parse_split`
                 seed:int=0, # shuffling seed for fractions
@@ -260,7 +260,7 @@ def split_names(keys:list, # the items to split (sorted for determinism)
                )->dict: # split name -> list of keys
     "Assign items to splits, by seeded fractions or by explicit lists."
     keys = sorted(keys)
-    if all(isinstance(v, (int, float)) for v in split.values()):
+    if _by_fractions(split):
         order = keys[:]; random.Random(seed).shuffle(order)
         tot, cum, out, start = sum(split.values()), 0.0, {}, 0
         for name, f in split.items():
@@ -441,7 +441,7 @@ def dataset_stats(ann_file:str|Path, # an annotations*.json with overlap masks
 # %% ../nbs/03_coco.ipynb #edc0208c
 _EXT = {'JPEG': '.jpg', 'PNG': '.png', 'TIFF': '.tif', 'BMP': '.bmp', 'GIF': '.gif', 'WEBP': '.webp'}
 
-def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str|None=None)->str:
+def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str)->str:
     "The image's file_name relative to out_dir (`rel`: the LabelMe file's path in its folder, `base`: that folder's relative to out_dir), extracting embedded images and copying when asked."
     if lf.image_data is not None or copy_images:
         rel = Path(rel)
@@ -455,7 +455,7 @@ def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str|None=Non
         else:
             with atomic_open(dst, 'wb') as f, open(lf.image_file, 'rb') as g: shutil.copyfileobj(g, f)
         return dst.relative_to(out_dir).as_posix()
-    if base is not None and not os.path.isabs(lf.image_path):  # as below, with the folder's part worked out once per chunk
+    if not os.path.isabs(lf.image_path):  # as below, with the folder's part worked out once per chunk
         return os.path.normpath(os.path.join(base, os.path.dirname(rel), lf.image_path)).replace(os.sep, '/')
     return os.path.relpath(os.path.abspath(lf.image_file), os.path.abspath(out_dir)).replace(os.sep, '/')
 
@@ -543,7 +543,7 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     if not records: raise BrnetError(f"{root}: none of the {len(files)} files could be converted; first error: {errors[0]}")
     found = sorted({a['label'] for r in records for a in r['anns'] if a['label'] != IGNORE})
     cats = _categories(names if names is not None else found)
-    aliases = None if sp is None or all(isinstance(v, (int, float)) for v in sp.values()) else {   # split by lists of names
+    aliases = None if sp is None or _by_fractions(sp) else {   # other names a file may be listed under
         r['key']: [r['key'][:-5], Path(r['key']).stem, r['image']['file_name'], Path(r['image']['file_name']).name] for r in records}
     paths = _assemble([(r['key'], r['image'], r['anns']) for r in records], cats, out, sp, seed, aliases)
     worms = [a for r in records for a in r['anns'] if not a['iscrowd']]

@@ -25,6 +25,7 @@ SHAPE_TYPES = ('polygon', 'rectangle', 'oriented_rectangle', 'circle', 'line', '
 IGNORE, BACKGROUND = '__ignore__', '_background_'
 _NPOINTS = {'rectangle': (2, 2), 'circle': (2, 2), 'line': (2, 2), 'point': (1, 1), 'mask': (2, 2),
             'oriented_rectangle': (4, 4), 'polygon': (3, None), 'linestrip': (2, None), 'points': (1, None)}
+_POLYGONS = ('polygon', 'oriented_rectangle')  # the shape types drawn (and checked) as polygons
 
 # %% ../nbs/01_labelme.ipynb #2483ef09
 def _b64_png(arr:np.ndarray)->str:
@@ -212,16 +213,12 @@ def polygon_ok(xy:np.ndarray, # (K, 2) polygon points
     if len(xy) < 3 or not np.isfinite(xy).all() or shapely.polygons(xy).area == 0: return False
     return bool(shapely.is_simple(shapely.linearrings(xy))) or not _folds(xy)
 
-def _check_geometry(lf:LabelMeFile, tol:float=1.0, p:np.ndarray|None=None, starts:np.ndarray|None=None):
-    "Raise BrnetError for the first shape outside the image, self-intersecting, or with a mask of the wrong size."
+def _check_geometry(lf:LabelMeFile, p:np.ndarray, starts:np.ndarray, tol:float=1.0):
+    "Raise BrnetError for the first shape outside the image, self-intersecting, or with a mask of the wrong size (`p`, `starts`: the points as `_parse_shapes` gives them)."
     import shapely
     H, W = lf.size
     shapes = lf.shapes
     if not shapes: return
-    if p is None:  # all points in one array, and where each shape's points start (`_parse_shapes` gives them)
-        xys = [s.xy for s in shapes]
-        starts = np.zeros(len(xys) + 1, np.int64); np.cumsum([len(a) for a in xys], out=starts[1:])
-        p = np.concatenate(xys)
     sid = np.repeat(np.arange(len(shapes)), np.diff(starts))
     if p.min() < -tol or (p > (W + tol, H + tol)).any():
         bad = (p < -tol).any(1) | (p > (W + tol, H + tol)).any(1)
@@ -231,7 +228,7 @@ def _check_geometry(lf:LabelMeFile, tol:float=1.0, p:np.ndarray|None=None, start
             raise BrnetError(f"{_where(lf.path, i, shapes[i].__dict__)}: point ({x:g}, {y:g}) is outside the {W}x{H} image")
     idx = []
     for i, s in enumerate(shapes):
-        if s.shape_type in ('polygon', 'oriented_rectangle'): idx.append(i)
+        if s.shape_type in _POLYGONS: idx.append(i)
         elif s.shape_type == 'mask':
             (x1, y1), (x2, y2) = ((int(x), int(y)) for x, y in s.xy)
             if s.mask.shape != (y2 - y1 + 1, x2 - x1 + 1) or x1 < 0 or y1 < 0 or x2 >= W or y2 >= H:
@@ -301,7 +298,7 @@ def read_labelme(path:str|Path, # a LabelMe .json file
     lf = LabelMeFile(path=path, shapes=shapes, image_path=image_path, image_height=int(H), image_width=int(W),
                      image_data=data, version=raw.get('version'), flags=raw.get('flags') or {},
                      other={k: v for k, v in raw.items() if k not in reserved})
-    _check_geometry(lf, tol, points, starts)
+    _check_geometry(lf, points, starts, tol)
     return lf
 
 # %% ../nbs/01_labelme.ipynb #67beaf0a
@@ -312,8 +309,6 @@ def load_image(lf:LabelMeFile, # a file read by `read_labelme`
     return read_image(lf.image_file)
 
 # %% ../nbs/01_labelme.ipynb #362a3fbe
-_POLYGONS = ('polygon', 'oriented_rectangle')
-
 def _polygon_boxes(xys:list, W:int, H:int)->tuple[list,list]:
     "For polygons, all at once: the pixel boxes [x0, y0, x1, y1] (end-exclusive, in the image) that hold what Pillow draws, and the flat [x, y, ...] lists it draws."
     if not xys: return [], []

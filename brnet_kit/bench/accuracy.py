@@ -16,7 +16,7 @@ from ..synth import synth
 from ..bbbc010 import import_bbbc010
 from ..data import WormDataset
 from ..model import BASELINE, load_model
-from ..train import train, predict_dataset
+from ..train import train, predict_dataset, _read_csv
 from ..evaluate import evaluate
 
 # %% auto #0
@@ -132,13 +132,11 @@ def _slug(name:str)->str: return ''.join(c if c.isalnum() else '_' for c in name
 
 def _last_step(log:Path)->int:
     "The last step a run's log.csv records (0 before its first)."
-    try:
-        with open(log, 'rb') as f:
-            f.seek(max(0, os.path.getsize(log) - 4096))
-            lines = f.read().decode(errors='replace').split('\n')
-        last = [l for l in lines if l[:1].isdigit()]
-        return int(last[-1].split(',')[0]) if last else 0
-    except (OSError, ValueError): return 0
+    try: rows = _read_csv(log)
+    except OSError: return 0
+    for r in reversed(rows):   # the last row may be one being written just now
+        if (r.get('step') or '').isdigit(): return int(r['step'])
+    return 0
 
 class _Runner:
     "Runs `train_row` jobs in this process (workers=1) or in a pool of one-thread processes."
