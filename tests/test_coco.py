@@ -77,29 +77,49 @@ def test_box_rles_large_images():
 
 # ---- annotate ----
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_annotate_matches_full_size_decomposition(tmp_path_factory, seed):
-    "Random crossing rectangles and polygons: every RLE decodes to the full-size masks and their decomposition."
-    rng = np.random.default_rng(seed)
-    H, W = 60, 80
-    shapes = []
-    for k in range(rng.integers(1, 7)):
-        x, y = rng.uniform(0, W - 20), rng.uniform(0, H - 20)
-        pts = [[x, y], [x + rng.uniform(3, 20), y + rng.uniform(0, 3)], [x + rng.uniform(3, 20), y + rng.uniform(5, 20)], [x, y + rng.uniform(3, 20)]]
-        shapes.append(dict(label='worm', points=pts, shape_type='polygon', group_id=int(rng.integers(0, 3)) if rng.random() < 0.3 else None))
-    d = tmp_path_factory.mktemp('a')
-    lf = read_labelme(_demo_file(d, 'a.json', shapes, size=(H, W)))
-    ins = instances(lf)
-    anns = annotate(ins, lf.size)
+def _quad(rng, x, y):
+    "A random quadrilateral, worm-sized, from (x, y)."
+    return [[x, y], [x + rng.uniform(3, 20), y + rng.uniform(0, 3)], [x + rng.uniform(3, 20), y + rng.uniform(5, 20)], [x, y + rng.uniform(3, 20)]]
+
+def _check_annotations(anns, ins):
+    "Every RLE of one image's annotations decodes to its full-size masks and their decomposition (crowd regions apart)."
+    assert len(anns) == len(ins)
+    if not ins: return
     full = np.stack([i.mask for i in ins])
-    o, n = decompose(full)
+    o, n = decompose(full, np.array([i.iscrowd for i in ins]))
     for a, m, oo, nn in zip(anns, full, o, n):
         assert (rle_to_mask(a['segmentation']) == m).all()
         assert (rle_to_mask(a['overlap']) == oo).all() and (rle_to_mask(a['non_overlap']) == nn).all()
         assert a['area'] == m.sum() and a['overlap_area'] == oo.sum()
         ys, xs = np.nonzero(m)
         assert a['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_annotate_matches_full_size_decomposition(tmp_path_factory, seed):
+    "Random crossing rectangles and polygons: every RLE decodes to the full-size masks and their decomposition."
+    rng = np.random.default_rng(seed)
+    H, W = 60, 80
+    shapes = [dict(label='worm', points=_quad(rng, rng.uniform(0, W - 20), rng.uniform(0, H - 20)), shape_type='polygon',
+                   group_id=int(rng.integers(0, 3)) if rng.random() < 0.3 else None) for k in range(rng.integers(1, 7))]
+    lf = read_labelme(_demo_file(tmp_path_factory.mktemp('a'), 'a.json', shapes, size=(H, W)))
+    ins = instances(lf)
+    _check_annotations(annotate(ins, lf.size), ins)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_annotate_several_images_at_once(tmp_path_factory, seed):
+    "Images annotated in one call (as convert does a chunk): each as its own full-size decomposition, though their worms sit at the same places."
+    rng = np.random.default_rng(seed)
+    d = tmp_path_factory.mktemp('m')
+    images = []
+    for i in range(int(rng.integers(2, 5))):   # worms in a small area: those of different images lie on top of each other
+        shapes = [dict(label='__ignore__' if rng.random() < 0.15 else 'worm', points=_quad(rng, rng.uniform(0, 25), rng.uniform(0, 15)),
+                       shape_type='polygon', group_id=None) for k in range(int(rng.integers(0, 5)))]
+        lf = read_labelme(_demo_file(d, f'{i}.json', shapes, size=(40, 50)))
+        images.append((instances(lf), lf.size))
+    for (ins, size), anns in zip(images, coco._annotate_images(images)): _check_annotations(anns, ins)
 
 
 # ---- converting real LabelMe examples ----
