@@ -242,6 +242,13 @@ def test_image_paths_relative_to_the_annotations(tmp_path):
                                                       (tmp_path/'abs.png').resolve()])
         assert all(not os.path.isabs(i.file_name) for i in ims)
 
+def test_convert_shows_progress(folder, tmp_path, monkeypatch):
+    "convert drives a progress bar labelled 'convert' over every file (shown on a terminal; forced on here)."
+    bar, real = io.StringIO(), coco.progress
+    monkeypatch.setattr(coco, 'progress', lambda it, **kw: real(it, file=bar, disable=False, mininterval=0, **kw))
+    quiet(convert, folder, tmp_path/'out')
+    assert 'convert: 100%' in bar.getvalue() and '4/4 [' in bar.getvalue()
+
 def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
     from brnet_kit import cli
     cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
