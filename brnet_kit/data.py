@@ -17,8 +17,8 @@ from .settings import Preset, load_preset
 from .coco import load_coco, read_image, write_dataset
 
 # %% auto #0
-__all__ = ['toy_coco', 'scale_image', 'image_to_tensor', 'View', 'sample_view', 'warp_masks', 'warp_image', 'masks_to_boxes',
-           'WormDataset', 'collate_fn']
+__all__ = ['toy_coco', 'scale_image', 'image_to_tensor', 'View', 'sample_view', 'warp_masks', 'warp_image', 'photometric',
+           'masks_to_boxes', 'WormDataset', 'collate_fn']
 
 # %% ../nbs/10_data.ipynb #59121d78
 def _bar(h, w, p0, p1, radius):
@@ -187,6 +187,26 @@ def warp_image(view:View, # where to look
     if outside.any(): out[:, outside] = image.mean() if fill is None else fill
     return out.reshape(C, view.height, view.width).astype(np.float32, copy=False)
 
+# %% ../nbs/10_data.ipynb #392b7ef5
+def photometric(rng:np.random.Generator, # where the randomness comes from
+                image:np.ndarray, # (C,H,W) float image in [0, 1]
+                brightness:float=0., # largest offset
+                contrast:float=0., # largest relative change of contrast
+                gamma:float=0., # largest |log gamma|
+                blur:float=0., # largest Gaussian sigma in pixels (applied to half of the images)
+                noise:float=0., # largest standard deviation of Gaussian noise
+               )->np.ndarray: # (C,H,W) float32 in [0, 1]
+    "Random brightness, contrast, gamma, blur and noise; the same for every channel."
+    x = image.astype(np.float32, copy=True)
+    if blur and rng.random() < 0.5:
+        from scipy.ndimage import gaussian_filter
+        x = gaussian_filter(x, (0, *[rng.uniform(0, blur)] * 2))
+    if contrast: x = (x - x.mean()) * rng.uniform(1 - contrast, 1 + contrast) + x.mean()
+    if brightness: x += rng.uniform(-brightness, brightness)
+    if gamma: x = np.clip(x, 0, 1) ** float(np.exp(rng.uniform(-gamma, gamma)))   # a Python float keeps float32
+    if noise: x += rng.normal(0, rng.uniform(0, noise), x.shape).astype(np.float32)
+    return np.clip(x, 0, 1, out=x)
+
 # %% ../nbs/10_data.ipynb #4116b1a6
 def masks_to_boxes(masks:np.ndarray, # (N,H,W) masks, none empty
                   )->np.ndarray: # (N,4) float32 x1, y1, x2, y2 with x2, y2 one past the last pixel
@@ -203,7 +223,7 @@ class WormDataset(torch.utils.data.Dataset):
     def __init__(self,
                  ann_file:str|Path, # a COCO file written by `brnet convert`, `synth` or `import-bbbc010`
                  augment:bool=False, # random rotation, crop and flips (for training)
-                 preset:str|Preset='paper', # where `crop_size`, `rotate`, `hflip`, `vflip` come from
+                 preset:str|Preset='paper', # where `crop_size`, `rotate`, `hflip`, `vflip` and the photometric keys come from
                  intensity:Literal['auto','dtype','range']='auto', # how pixel values map to [0, 1] (`scale_image`)
                  seed:int=0, # seed of the augmentation
                  **overrides, # preset keys to change, e.g. `crop_size=128`
@@ -234,6 +254,8 @@ class WormDataset(torch.utils.data.Dataset):
                 view = sample_view(rng, ci.height, ci.width, p.crop_size, p.rotate, p.hflip, p.vflip)
                 if union is None or warp_masks(view, union).any(): break
             img = warp_image(view, img)
+            if p.brightness or p.contrast or p.gamma or p.blur or p.noise:
+                img = photometric(rng, img, p.brightness, p.contrast, p.gamma, p.blur, p.noise)
             # pack only the part of the masks the view can reach: a crop reads a fraction of the image
             xs, ys = view.source_coords()
             x0, y0 = max(int(np.floor(xs.min())), 0), max(int(np.floor(ys.min())), 0)

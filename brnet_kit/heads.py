@@ -11,10 +11,11 @@ from torch import nn
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import (RoIHeads, fastrcnn_loss, maskrcnn_inference, maskrcnn_loss,
                                                     project_masks_on_boxes)
+from torchvision.ops import roi_align
 
 # %% auto #0
 __all__ = ['EXTRA_TARGETS', 'EXTRA_OUTPUTS', 'decompose_masks', 'MaskBranch', 'FuseBlock', 'BilayerModule', 'RecombinationModule',
-           'soft_xor', 'mask_bce', 'consistency_loss', 'BRNetRoIHeads']
+           'soft_xor', 'mask_bce', 'consistency_loss', 'project_masks', 'BRNetRoIHeads']
 
 # %% ../nbs/12_heads.ipynb #caab7623
 def decompose_masks(masks:torch.Tensor, # (N,H,W) 0/1 masks of all instances of one image (bool or uint8)
@@ -127,6 +128,17 @@ def consistency_loss(refined:torch.Tensor, # (R,M,M) refined mask logits
     return mask_bce(refined, soft_xor(overlap.sigmoid(), non_overlap.sigmoid()))
 
 # %% ../nbs/12_heads.ipynb #f308848c
+def project_masks(masks:torch.Tensor, # (N,H,W) the instance masks of one image
+                  boxes:torch.Tensor, # (P,4) RoIs in image coordinates
+                  idx:torch.Tensor, # (P,) the instance of each RoI
+                  M:int, # side of the target grid
+                  aligned:bool=False, # sample at pixel centres (exact); False = torchvision's `project_masks_on_boxes`
+                 )->torch.Tensor: # (P,M,M) targets in [0,1]
+    "Mask targets: each RoI's instance mask resampled onto an M×M grid over the RoI."
+    if not aligned: return project_masks_on_boxes(masks, boxes, idx, M)
+    rois = torch.cat([idx.to(boxes)[:, None], boxes], 1)
+    return roi_align(masks[:, None].to(rois), rois, (M, M), 1.0, aligned=True)[:, 0]
+
 EXTRA_TARGETS = ('overlap_masks', 'non_overlap_masks')
 EXTRA_OUTPUTS = ('coarse_masks', 'overlap_masks', 'non_overlap_masks')
 
@@ -139,6 +151,7 @@ class BRNetRoIHeads(RoIHeads):
                  lambda_dec:float=1.0, # weight of the overlap and non-overlap losses
                  lambda_rmask:float=1.0, # weight of the refined-mask loss
                  lambda_cons:float=1.0, # weight of the consistency loss
+                 mask_aligned:bool=False, # project mask targets with aligned RoIAlign (`project_masks`)
                  **kwargs, # torchvision `RoIHeads` arguments
                 ):
         super().__init__(*args, **kwargs)
@@ -147,6 +160,7 @@ class BRNetRoIHeads(RoIHeads):
         if consistency and scrm is None: raise ValueError('the consistency loss needs the SCRM')
         self.bsm, self.scrm, self.consistency = bsm, scrm, consistency
         self.lambda_dec, self.lambda_rmask, self.lambda_cons = lambda_dec, lambda_rmask, lambda_cons
+        self.mask_aligned = mask_aligned
         self.extra_outputs = True  # at inference, also return coarse / overlap / non-overlap masks
 
     @classmethod
@@ -191,16 +205,17 @@ class BRNetRoIHeads(RoIHeads):
                    )->dict[str, torch.Tensor]:
         "Coarse mask loss (torchvision's `maskrcnn_loss`) plus the λ-weighted BR-Net losses of the heads that exist."
         gt_masks, gt_labels = [t['masks'] for t in targets], [t['labels'] for t in targets]
-        losses = {'loss_mask': maskrcnn_loss(logits['coarse'], proposals, gt_masks, gt_labels, matched_idxs)}
-        if len(logits) == 1: return losses
-        labels = torch.cat([l[i] for l, i in zip(gt_labels, matched_idxs)])
-        idx = torch.arange(labels.shape[0], device=labels.device)
-        sel = {k: v[idx, labels] for k, v in logits.items() if k != 'coarse'}
         M = logits['coarse'].shape[-1]
         def project(key):
             if key == 'masks': gts = gt_masks
             else: gts = [t[key] if key in t else decompose_masks(t['masks'])[EXTRA_TARGETS.index(key)] for t in targets]
-            return torch.cat([project_masks_on_boxes(m, p, i, M) for m, p, i in zip(gts, proposals, matched_idxs)])
+            return torch.cat([project_masks(m, p, i, M, self.mask_aligned) for m, p, i in zip(gts, proposals, matched_idxs)])
+        labels = torch.cat([l[i] for l, i in zip(gt_labels, matched_idxs)])
+        idx = torch.arange(labels.shape[0], device=labels.device)
+        if self.mask_aligned: losses = {'loss_mask': mask_bce(logits['coarse'][idx, labels], project('masks'))}
+        else: losses = {'loss_mask': maskrcnn_loss(logits['coarse'], proposals, gt_masks, gt_labels, matched_idxs)}
+        if len(logits) == 1: return losses
+        sel = {k: v[idx, labels] for k, v in logits.items() if k != 'coarse'}
         if 'overlap' in sel: losses['loss_overlap'] = self.lambda_dec * mask_bce(sel['overlap'], project('overlap_masks'))
         if 'non_overlap' in sel:
             losses['loss_non_overlap'] = self.lambda_dec * mask_bce(sel['non_overlap'], project('non_overlap_masks'))

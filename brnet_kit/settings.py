@@ -35,6 +35,7 @@ class ModelSettings:
     bsm_channels: int = 256
     scrm_channels: int = 256
     num_classes: int = 2  # background + worm
+    mask_aligned: bool = False  # mask targets by RoIAlign with aligned=True (exact for thin worms); False = torchvision's
     # loss weights
     lambda_dec: float = 1.0
     lambda_rmask: float = 1.0
@@ -75,6 +76,15 @@ class Preset(ModelSettings):
     rotate: float = 180.0
     hflip: float = 0.5
     vflip: float = 0.5
+    # photometric augmentation (0 = off): images that do not look exactly like the training set
+    brightness: float = 0.0  # add a uniform offset in ±brightness (images in [0, 1])
+    contrast: float = 0.0  # scale around the mean by a factor in 1 ± contrast
+    gamma: float = 0.0  # raise to a power exp(±gamma)
+    blur: float = 0.0  # Gaussian blur, sigma uniform in [0, blur] pixels (half of the images)
+    noise: float = 0.0  # Gaussian noise, sd uniform in [0, noise]
+    # synthetic pretraining before the real data (`brnet zoo train`); 0 = none
+    pretrain_steps: int = 0
+    pretrain_images: int = 60
 
     def replace(self, **overrides)->Preset:
         "A copy with `overrides` applied; unknown keys are an error listing the valid ones."
