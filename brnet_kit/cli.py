@@ -26,6 +26,10 @@ COMMANDS: dict[str, str|dict] = {
     'measure':        'brnet_kit.measure:measure',
     'explain':        'brnet_kit.explain:explain',
     'demo':           'brnet_kit.demo:demo',
+    'models':         'brnet_kit.zoo:models',
+    'zoo': {
+        'train':      'brnet_kit.zoo:zoo_train',
+    },
     'bench': {
         'convert':    'brnet_kit.bench.convert:bench_convert',
         'model':      'brnet_kit.bench.model:bench_model',
@@ -102,6 +106,12 @@ def _add_commands(sub, commands, lazy_name:set):
             sub.add_parser(name, help=_doc_line(target), add_help=False)
 
 
+def _legacy(argv:list[str])->list[str]:
+    "`brnet predict CHECKPOINT IMAGES OUT_DIR`, the form before bundled models, as `brnet predict IMAGES OUT_DIR --model CHECKPOINT`."
+    if len(argv) >= 4 and argv[0] == 'predict' and Path(argv[1]).suffix in ('.pt', '.pth', '.ckpt') and Path(argv[1]).is_file():
+        return ['predict', *argv[2:], '--model', argv[1]]
+    return argv
+
 def build_parser(argv:list[str]|None=None, # the arguments: only the chosen subcommand's module is imported
                 )->argparse.ArgumentParser:
     "The `brnet` argument parser."
@@ -115,7 +125,7 @@ def build_parser(argv:list[str]|None=None, # the arguments: only the chosen subc
 def main(argv:list[str]|None=None, # command-line arguments; default `sys.argv[1:]`
         )->int:
     "Run the `brnet` command; bad input is reported as one line on stderr with exit status 2."
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _legacy(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(argv)
     try: args = vars(parser.parse_args(argv))
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help, --version, usage errors

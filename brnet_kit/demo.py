@@ -40,7 +40,7 @@ def demo(out:str='runs/demo', # the folder for everything the demo writes
     run = train(str(anns['train']), str(out/'train'), val_ann=str(anns['val']), preset=preset, steps=steps, overwrite=overwrite)
     ckpt = run['best'] or run['last']
     say(f"3/5 predict {src/'val'} → {out/'predict'}")
-    pred = predict(ckpt, src/'val', out/'predict', gt=anns['val'], quiet=quiet)
+    pred = predict(src/'val', out/'predict', model=ckpt, gt=anns['val'], quiet=quiet)
     say(f"4/5 evaluate → {out/'metrics.json'}")
     metrics = evaluate(anns['val'], pred['results'], out=out/'metrics.json', allow_empty=True, quiet=True)
     say(f"5/5 explain → {out}/explain_*.png")

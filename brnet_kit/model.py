@@ -30,9 +30,9 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
                              decompose_masks)
 
 # %% auto #0
-__all__ = ['BACKBONES', 'BASELINE', 'TINY', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone', 'anchor_generator',
-           'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn', 'toy_batch', 'save_model',
-           'load_model']
+__all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
+           'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
+           'toy_batch', 'bundled_models', 'model_path', 'save_model', 'load_model']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -254,6 +254,7 @@ class BRNet(MaskRCNN):
                  lambda_dec:float=1.0, # weight of the overlap and non-overlap losses
                  lambda_rmask:float=1.0, # weight of the refined-mask loss
                  lambda_cons:float=1.0, # weight of the consistency loss
+                 mask_aligned:bool=False, # aligned mask targets (`heads.project_masks`); False = torchvision's
                  **kwargs, # torchvision `MaskRCNN` arguments
                 ):
         C, mc = backbone.out_channels, mask_head_channels
@@ -264,7 +265,8 @@ class BRNet(MaskRCNN):
                if overlap_head or non_overlap_head else None)
         self.roi_heads = BRNetRoIHeads.from_roi_heads(
             self.roi_heads, bsm=bsm, scrm=RecombinationModule(C, bsm_channels, scrm_channels, num_classes) if scrm else None,
-            consistency=consistency, lambda_dec=lambda_dec, lambda_rmask=lambda_rmask, lambda_cons=lambda_cons)
+            consistency=consistency, lambda_dec=lambda_dec, lambda_rmask=lambda_rmask, lambda_cons=lambda_cons,
+            mask_aligned=mask_aligned)
         self.transform = BRNetTransform.from_transform(self.transform)
 
     @property
@@ -300,7 +302,8 @@ def build_model(preset:str|Preset='paper', # a preset name ('paper', 'cpu', 'dem
     c = BRNetConfig.from_preset(p).validate()
     bb = fpn_backbone(c.backbone, c.fpn_channels, c.uam, c.uam_channels, c.trainable_layers, c.backbone_weights, c.layers)
     model = BRNet(bb, c.num_classes, c.mask_head_channels, c.overlap_head, c.non_overlap_head, c.scrm, c.consistency,
-                  c.bsm_channels, c.scrm_channels, c.lambda_dec, c.lambda_rmask, c.lambda_cons, **_detector_kwargs(c))
+                  c.bsm_channels, c.scrm_channels, c.lambda_dec, c.lambda_rmask, c.lambda_cons, c.mask_aligned,
+                  **_detector_kwargs(c))
     model.preset, model.config = p, c
     return model
 
@@ -357,6 +360,22 @@ def toy_batch(n:int=2, # number of images
 TINY = dict(min_size=128, max_size=128, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
             rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_batch_size_per_image=32, box_detections_per_img=20)
 
+# %% ../nbs/13_model.ipynb #73d7050c
+MODELS_DIR = Path(__file__).resolve().parent/'models' if '__file__' in globals() else Path('../brnet_kit/models').resolve()
+
+def bundled_models()->list[str]:
+    "The names of the trained models that ship with brnet-kit (`brnet models` shows their cards)."
+    return sorted(p.stem for p in MODELS_DIR.glob('*.pt')) if MODELS_DIR.is_dir() else []
+
+def model_path(name_or_path:str|Path, # a bundled model's name (e.g. 'worms') or a checkpoint file
+              )->Path:
+    "The checkpoint file of a bundled model's name, or the path itself; a clear error when it is neither."
+    path = Path(name_or_path).expanduser()
+    if path.is_file(): return path
+    if str(name_or_path) in bundled_models(): return MODELS_DIR/f'{name_or_path}.pt'
+    names = ', '.join(bundled_models()) or 'none installed'
+    raise BrnetError(f"{name_or_path}: neither a checkpoint file nor a bundled model (bundled models: {names})")
+
 # %% ../nbs/13_model.ipynb #77eca30c
 _PLAIN = (bool, int, float, complex, str, bytes, type(None), torch.Size, torch.dtype, torch.device)
 
@@ -386,12 +405,11 @@ def save_model(path:str|Path, # the checkpoint file to (over)write
     with atomic_open(path, 'wb') as f: torch.save({'model': model.state_dict(), 'preset': preset.to_dict(), **extra}, f)
     return Path(path)
 
-def load_model(path:str|Path, # a checkpoint written by `save_model`
+def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundled model's name such as 'worms'
                device=None, # where to put the model; None = CUDA when available, else CPU
               )->BRNet:
-    "Rebuild the model of a checkpoint from its preset and load its weights (in eval mode)."
-    path = Path(path).expanduser()
-    if not path.is_file(): raise BrnetError(f"{path}: checkpoint not found")
+    "Rebuild the model of a checkpoint (or bundled model) from its preset and load its weights (in eval mode)."
+    path = model_path(path)
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise BrnetError(f"{path}: holds objects that a safe load refuses (torch.load(weights_only=True)): "

@@ -16,7 +16,7 @@ from .core import BrnetError, atomic_write, get_device, progress, write_json
 from .coco import mask_to_rle
 from .data import image_to_tensor
 from .labelme import masks_to_shapes, write_labelme
-from .model import load_model
+from .model import load_model, model_path
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'results_to_coco', 'write_prediction_labelme',
@@ -241,9 +241,9 @@ def _png_bytes(arr:np.ndarray)->bytes:
 def _subset(pred:dict, keep:np.ndarray)->dict:
     return {k: v[keep] if k in _PER_WORM else v for k, v in pred.items()}
 
-def predict(checkpoint:str|Path, # a checkpoint written by `brnet train` (in Python, a loaded model works too, on its device)
-            images:str|Path, # a folder of images, one image file, or a glob pattern such as 'wells/*_w2_*.tif'
+def predict(images:str|Path, # a folder of images, one image file, or a glob pattern such as 'wells/*_w2_*.tif'
             out_dir:str|Path, # where results.json, images.json, labelme/ and overlays/ go
+            model:str|Path='worms', # a bundled model (`brnet models`) or a checkpoint from `brnet train`; in Python a loaded model too
             score_thresh:float=0.5, # worms scoring at least this go to the LabelMe files and overlays
             mask_thresh:float=0.5, # a pixel is worm where the refined mask probability is above this
             coco_score_thresh:float=0.05, # results.json keeps worms down to this score (AP needs the doubtful ones too)
@@ -257,14 +257,12 @@ def predict(checkpoint:str|Path, # a checkpoint written by `brnet train` (in Pyt
             quiet:bool=False, # do not print the summary
            )->dict: # paths written, counts, and the skipped images with the reason
     "Predict every worm in a folder of images: COCO results, a LabelMe file and an overlay per image."
-    if not isinstance(checkpoint, torch.nn.Module) and not Path(checkpoint).is_file():
-        raise BrnetError(f"{checkpoint}: checkpoint file not found")
+    ckpt = None if isinstance(model, torch.nn.Module) else model_path(model)
     if batch_size < 1: raise BrnetError(f"batch_size must be at least 1, not {batch_size}")
     paths = find_images(images)
-    if isinstance(checkpoint, torch.nn.Module): model = checkpoint
-    else:
-        model = load_model(checkpoint, device=get_device(device))
-        intensity = intensity or _trained_intensity(Path(checkpoint))
+    if ckpt is not None:
+        model = load_model(ckpt, device=get_device(device))
+        intensity = intensity or _trained_intensity(ckpt)
     intensity = intensity or 'auto'
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     names = {1: 'worm'}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_train.ipynb #a15b317a
 from __future__ import annotations
-import collections, contextlib, csv, io, math, os, random, signal, threading, time
+import collections, contextlib, csv, dataclasses, io, math, os, random, signal, threading, time
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +15,7 @@ import torch.distributed as dist
 from .core import BrnetError, atomic_open, atomic_write, get_device, progress, seed_everything
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
-from .model import build_model, save_model, load_model
+from .model import build_model, save_model, load_model, model_path
 
 # %% auto #0
 __all__ = ['make_optimizer', 'lr_factor', 'make_scheduler', 'to_coco_results', 'coco_ap', 'predict_dataset', 'rng_state',
@@ -218,7 +218,11 @@ class _Run:
             p, cfg = Preset(**ck['preset']).replace(**overrides), dict(ck['train_config'])
             val_ann, intensity = val_ann or cfg['val_ann'], cfg['intensity']
         else:
-            p = load_preset(preset, path=settings, **overrides)
+            if preset is None and init:   # fine-tuning: the network of the initial weights
+                known = {f.name for f in dataclasses.fields(Preset)}
+                got = torch.load(init, map_location='cpu', weights_only=True).get('preset', {})
+                p = Preset(**{k: v for k, v in got.items() if k in known}).replace(**overrides)
+            else: p = load_preset(preset or 'demo', path=settings, **overrides)
             cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(train_ann),
                        val_ann=str(val_ann) if val_ann else None, intensity=intensity)
         self.p, self.cfg, self.seed = p, cfg, cfg['seed']
@@ -377,13 +381,13 @@ class _Run:
 def train(train_ann:str, # COCO file of the training images (from `brnet convert`, `synth` or `import-bbbc010`)
           out_dir:str, # folder for checkpoints (`last.pt`, `best.pt`), logs (`log.csv`, `val.csv`) and `loss.png`
           val_ann:str|None=None, # COCO file of validation images: mask AP every `val_every` steps and at the end
-          preset:str='demo', # settings preset: 'paper', 'cpu', 'demo', or a section of `--settings` (a resumed run keeps its own)
+          preset:str|None=None, # settings preset: 'paper', 'cpu', 'demo', 'worms', or a section of `--settings`; default: the `init` model's, else 'demo' (a resumed run keeps its own)
           steps:int|None=None, # total optimiser steps (default: the preset's max_steps, else its epochs); may grow on resume
           resume:bool=False, # continue the run in `out_dir` exactly where it stopped
           device:str|None=None, # 'cpu', 'cuda', 'cuda:1'; default: CUDA when available (under torchrun: one GPU per process)
           seed:int|None=None, # random seed (default: the preset's `seed`; a resumed run keeps its own)
           stop_at:int|None=None, # stop after this step with a checkpoint (continue later with --resume)
-          init:str|None=None, # start from the weights of this checkpoint (e.g. a model pretrained on synthetic worms)
+          init:str|None=None, # start from these weights: a checkpoint, or a bundled model's name such as 'worms' (fine-tuning)
           settings:str|None=None, # your own settings file (default: brnet-kit's settings.ini)
           options:list[str]|None=None, # preset keys to change, e.g. lr=1e-3 batch_size=4
           intensity:Literal['auto','dtype','range']='auto', # how pixel values map to [0, 1] (see brnet_kit.data)
@@ -393,7 +397,8 @@ def train(train_ann:str, # COCO file of the training images (from `brnet convert
          )->dict: # last, best (paths or None), step, metrics (last validation, mean of recent losses)
     "Train BR-Net on a COCO dataset; logs, loss curve and best/last checkpoints go to `out_dir`."
     out, t0 = Path(out_dir), time.perf_counter()
-    for f, what in ((train_ann, 'training'), (val_ann, 'validation'), (init, 'initial weights')):
+    if init is not None: init = str(model_path(init))       # a bundled model's name, or a file
+    for f, what in ((train_ann, 'training'), (val_ann, 'validation')):
         if f is not None and not Path(f).is_file(): raise BrnetError(f"{f}: {what} file not found")
     if resume and not (out/'last.pt').is_file(): raise BrnetError(f"{out/'last.pt'}: no checkpoint to resume from")
     if not resume and not overwrite and (out/'last.pt').exists():
