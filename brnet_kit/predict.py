@@ -220,11 +220,14 @@ def _crop_pasted(ms:torch.Tensor, mask_thresh:float)->list:
         out.append((x0, y0, m[:, y0:y1, x0:x1]))
     return out
 
-def _is_cut(m:np.ndarray, x0:int, y0:int, window:tuple, size:tuple)->bool:
-    "Whether mask `m` (its box at x0, y0) touches an edge of its tile `window` that is not the image's edge."
-    (tx0, ty0, tx1, ty1), (H, W), (h, w) = window, size, m.shape
-    return bool((x0 == tx0 > 0 and m[:, 0].any()) or (x0 + w == tx1 < W and m[:, -1].any()) or
-                (y0 == ty0 > 0 and m[0].any()) or (y0 + h == ty1 < H and m[-1].any()))
+def _is_cut(m:np.ndarray, x0:int, y0:int, window:tuple, size:tuple, margin:int=3)->bool:
+    "Whether mask `m` (its box at x0, y0) comes within `margin` px of an edge of its tile `window` that is not the image's edge."
+    (tx0, ty0, tx1, ty1), (H, W) = window, size
+    cols, rows = np.flatnonzero(m.any(0)), np.flatnonzero(m.any(1))
+    if not len(cols): return False
+    a, b, c, d = x0 + cols[0], x0 + cols[-1] + 1, y0 + rows[0], y0 + rows[-1] + 1   # the mask's own box in the image
+    return bool((tx0 > 0 and a - tx0 < margin) or (tx1 < W and tx1 - b < margin) or
+                (ty0 > 0 and c - ty0 < margin) or (ty1 < H and ty1 - d < margin))
 
 def _tile_detections(model, x:torch.Tensor, t:int, windows:list, size:tuple, score_thresh:float, mask_thresh:float,
                      probs:bool)->tuple[list, list, list]:
