@@ -220,7 +220,7 @@ def _crop_pasted(ms:torch.Tensor, mask_thresh:float)->list:
         out.append((x0, y0, m[:, y0:y1, x0:x1]))
     return out
 
-def _is_cut(m:np.ndarray, x0:int, y0:int, window:tuple, size:tuple, margin:int=3)->bool:
+def _is_cut(m:np.ndarray, x0:int, y0:int, window:tuple, size:tuple, margin:int=5)->bool:
     "Whether mask `m` (its box at x0, y0) comes within `margin` px of an edge of its tile `window` that is not the image's edge."
     (tx0, ty0, tx1, ty1), (H, W) = window, size
     cols, rows = np.flatnonzero(m.any(0)), np.flatnonzero(m.any(1))
@@ -250,7 +250,7 @@ def _tile_detections(model, x:torch.Tensor, t:int, windows:list, size:tuple, sco
     return dets, empty, keys
 
 # %% ../nbs/22_predict.ipynb #28d47b21
-def _same_worm(g:dict, d:dict, windows:list, iou:float)->bool:
+def _same_worm(g:dict, d:dict, windows:list, share:float)->bool:
     "Whether detection `d` and the kept worm `g` (from other tiles) have masks that agree where their tiles overlap."
     if g['label'] != d['label'] or d['tile'] in g['tiles']: return False
     (gx, gy), (dx, dy), gm, dm = g['origin'], d['origin'], g['masks']['masks'], d['masks']['masks']
@@ -265,8 +265,8 @@ def _same_worm(g:dict, d:dict, windows:list, iou:float)->bool:
         tx0, ty0, tx1, ty1 = windows[t]
         ya, yb, xa, xb = max(max(wy0, ty0) - y0, 0), max(min(wy1, ty1) - y0, 0), max(max(wx0, tx0) - x0, 0), max(min(wx1, tx1) - x0, 0)
         seen[ya:yb, xa:xb] = True
-    union = ((a | b) & seen).sum()
-    return bool(union) and (a & b & seen).sum() >= iou*union
+    smaller = min((a & seen).sum(), (b & seen).sum())   # a piece lies within the whole worm: its share, not the IoU
+    return bool(smaller) and (a & b & seen).sum() >= share*smaller
 
 def _join(parts:list)->dict:
     "One worm from pieces seen by different tiles: masks united (probabilities: the larger), box around all, best score."
@@ -288,13 +288,13 @@ def _join(parts:list)->dict:
 
 def merge_tiles(dets:list, # detections of all tiles (from `_tile_detections`): box, score, label, origin, masks, probs, tile, cut
                 windows:list, # each tile's (x0, y0, x1, y1)
-                iou:float=0.5, # detections of two tiles are one worm when their masks' IoU where both tiles see is at least this
+                share:float=0.5, # detections of two tiles are one worm when this share of the smaller's pixels that both tiles see are the other's
                )->list: # one detection per worm
     "One detection per worm from overlapping tiles: whole worms kept once, pieces dropped for the whole worm or joined."
     kept = []
     for d in sorted(dets, key=lambda d: (d['cut'], -d['score'])):
         d = dict(d, tiles={d['tile']})
-        same = [g for g in kept if _same_worm(g, d, windows, iou)]
+        same = [g for g in kept if _same_worm(g, d, windows, share)]
         if not same: kept.append(d)
         elif d['cut'] and all(g['cut'] for g in same):       # pieces of a worm no tile saw whole
             kept = [g for g in kept if not any(g is s for s in same)] + [_join(same + [d])]
@@ -326,7 +326,7 @@ def predict_tiled(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                   probs:bool=False, # also return `mask_probs`, the refined probabilities
                   tile:int=1024, # the longest side of a tile, pixels
                   overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
-                  iou:float=0.5, # detections of two tiles are one worm when their masks' IoU where both tiles see is at least this
+                  share:float=0.5, # detections of two tiles are one worm when this share of the smaller's pixels that both tiles see are the other's
                  )->dict: # as `predict_image`, with every mask as `BoxMasks`
     "Predict the worms of a large image tile by tile, at its own scale, and merge the worms that tiles share."
     x = image_to_tensor(image, intensity)
@@ -341,7 +341,7 @@ def predict_tiled(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                 d, e, keys = _tile_detections(model, x, t, windows, size, score_thresh, mask_thresh, probs)
                 dets += d; empty += [s for s, c in e if _owner(windows, *c) == t]
     finally: model.train(was_training)
-    return _assemble(merge_tiles(dets, windows, iou), empty, keys, size, probs)
+    return _assemble(merge_tiles(dets, windows, share), empty, keys, size, probs)
 
 # %% ../nbs/22_predict.ipynb #264fec42
 def results_to_coco(preds:dict|list[dict], # `predict_image` output(s), one per image
