@@ -19,8 +19,8 @@ from .labelme import masks_to_shapes, write_labelme
 from .model import load_model, model_path
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'results_to_coco', 'write_prediction_labelme',
-           'worm_colours', 'overlay', 'predict']
+__all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'tile_windows', 'BoxMasks', 'merge_tiles',
+           'predict_tiled', 'results_to_coco', 'write_prediction_labelme', 'worm_colours', 'overlay', 'predict']
 
 # %% ../nbs/22_predict.ipynb #11919d2a
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
@@ -84,17 +84,24 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
                    mask_thresh:float=0.5, # a pixel is worm where the refined mask probability is above this
                    intensity:Literal['auto','dtype','range']='auto', # pixel values → [0, 1] for files and arrays, as in training
                    probs:bool=False, # also return `mask_probs`, the refined probabilities
+                   tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
+                   overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
                   )->list[dict]: # one dict per image (see `predict_image`)
-    "Predict the worms of several images in one forward pass."
+    "Predict the worms of several images in one forward pass (larger images than `tile`: tile by tile)."
     xs = [image_to_tensor(im, intensity) for im in images]
     if not xs: return []
+    big = [bool(tile) and max(x.shape[1:]) > tile for x in xs]
+    xs, large = [x for x, b in zip(xs, big) if not b], [x for x, b in zip(xs, big) if b]
+    tiled = iter([predict_tiled(model, x, score_thresh, mask_thresh, intensity, probs, tile, overlap) for x in large])
+    if not xs: return list(tiled)
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(): outs = model([x.to(dev) for x in xs])
     finally: model.train(was_training)
-    return [_to_numpy(o, score_thresh, mask_thresh, probs, tuple(x.shape[1:])) for o, x in zip(outs, xs)]
+    outs = iter([_to_numpy(o, score_thresh, mask_thresh, probs, tuple(x.shape[1:])) for o, x in zip(outs, xs)])
+    return [next(tiled) if b else next(outs) for b in big]
 
 def predict_image(model:torch.nn.Module, # a BR-Net from `load_model` (any torchvision Mask R-CNN works)
                   image:np.ndarray|torch.Tensor|str|Path, # an image file, an array as `read_image` gives, or a (3,H,W) float tensor in [0, 1]
@@ -102,9 +109,239 @@ def predict_image(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                   mask_thresh:float=0.5, # a pixel is worm where the refined mask probability is above this
                   intensity:Literal['auto','dtype','range']='auto', # pixel values → [0, 1] for files and arrays, as in training
                   probs:bool=False, # also return `mask_probs`, the refined probabilities
+                  tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
+                  overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
                  )->dict: # boxes, scores, labels, masks (N,H,W) bool, the model's other masks, and empty_scores
     "Predict the worms of one image: numpy boxes, scores, labels and one (H,W) mask per worm, best first."
-    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs)[0]
+    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs, tile, overlap)[0]
+
+# %% ../nbs/22_predict.ipynb #f58ef3da
+import torch.nn.functional as F
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from .coco import box_rles
+
+def tile_windows(height:int, # the image's height, pixels
+                 width:int, # its width, pixels
+                 tile:int=1024, # the longest side of a tile, pixels
+                 overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
+                )->list[tuple[int, int, int, int]]: # (x0, y0, x1, y1) of each tile, end-exclusive, row by row
+    "Overlapping tiles covering the image: evenly spaced, each at most `tile` × `tile`, neighbours sharing `overlap` pixels or more."
+    if tile < 64 or not 0 <= overlap < tile:
+        raise BrnetError(f"tiles: tile must be at least 64 px and overlap from 0 to tile - 1, got tile={tile}, overlap={overlap}")
+    def starts(n):
+        if n <= tile: return [0]
+        k = -(-(n - overlap) // (tile - overlap))           # tiles needed; then spread them evenly
+        return [i*(n - tile)//(k - 1) for i in range(k)]
+    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)]
+
+# %% ../nbs/22_predict.ipynb #0b9243a6
+class BoxMasks:
+    "Masks kept in their boxes that act like an (N,H,W) array of full-image masks: len, shape, indexing, iteration."
+    ndim = 3
+    def __init__(self, crops:list, # N arrays (h_i, w_i): each mask cut to its box
+                 origins, # (N, 2) (x0, y0): where each box sits in the image
+                 size:tuple, # (H, W) of the image
+                 dtype=None): # the masks' dtype when there are none (default bool)
+        self.crops, self.size = list(crops), (int(size[0]), int(size[1]))
+        self.origins = np.asarray(origins, np.int64).reshape(-1, 2)
+        self.dtype = self.crops[0].dtype if self.crops else np.dtype(dtype or bool)
+    @classmethod
+    def from_masks(cls, masks:np.ndarray)->BoxMasks: # masks: (N,H,W)
+        "Each mask of an (N,H,W) array cut to the box around its pixels (an empty one to a 0×0 box)."
+        crops, origins = [], []
+        for m in np.asarray(masks):
+            ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            y0, y1, x0, x1 = (ys[0], ys[-1] + 1, xs[0], xs[-1] + 1) if len(ys) else (0, 0, 0, 0)
+            crops.append(m[y0:y1, x0:x1]); origins.append((x0, y0))
+        return cls(crops, origins, np.shape(masks)[1:], np.asarray(masks).dtype)
+    @property
+    def shape(self)->tuple: return (len(self.crops), *self.size)
+    def __len__(self): return len(self.crops)
+    def __repr__(self): return f"BoxMasks({len(self)} masks in {self.size[0]}×{self.size[1]}, {self.dtype})"
+    def _put(self, out, i):
+        (x0, y0), c = self.origins[i], self.crops[i]
+        out[y0:y0 + c.shape[0], x0:x0 + c.shape[1]] = c
+        return out
+    def __getitem__(self, idx):
+        if isinstance(idx, (int, np.integer)): return self._put(np.zeros(self.size, self.dtype), int(idx))
+        sel = np.arange(len(self))[idx]
+        return BoxMasks([self.crops[i] for i in sel], self.origins[sel], self.size, self.dtype)
+    def __iter__(self): return (self[i] for i in range(len(self)))
+    def __array__(self, dtype=None, copy=None):
+        out = np.zeros(self.shape, self.dtype)
+        for i in range(len(self)): self._put(out[i], i)
+        return out if dtype is None else out.astype(dtype)
+
+def _placed(masks)->list:
+    "Each mask with its place: (array, x0, y0); `BoxMasks` give their crops, arrays their full masks at (0, 0)."
+    if isinstance(masks, BoxMasks): return [(c, int(x), int(y)) for c, (x, y) in zip(masks.crops, masks.origins)]
+    return [(m, 0, 0) for m in masks]
+
+# %% ../nbs/22_predict.ipynb #85c1134c
+def _boxes_only(result, image_shapes, original_image_sizes):
+    "A detection transform's `postprocess` that maps the boxes back to the image and leaves the masks M×M."
+    for pred, s, o in zip(result, image_shapes, original_image_sizes): pred['boxes'] = resize_boxes(pred['boxes'], s, o)
+    return result
+
+def _unpasted(model:torch.nn.Module, x:torch.Tensor)->tuple[dict, bool]:
+    "The model's output for one (3,h,w) image with its masks not pasted (N,·,M,M), if it can; and whether it could."
+    t = getattr(model, 'transform', None)
+    if not isinstance(t, GeneralizedRCNNTransform): return model([x])[0], False
+    t.postprocess = _boxes_only                              # an instance attribute hides the method, for this call only
+    try: return model([x])[0], True
+    finally: del t.postprocess
+
+def _paste_crops(masks:torch.Tensor, # (N,K,M,M) K masks per detection, in its box
+                 boxes:torch.Tensor, # (N,4) the detections' boxes, xyxy
+                 size:tuple, # (h, w) of the image (tile)
+                 padding:int=1, # as torchvision's `paste_masks_in_image`
+                )->list: # per detection (x0, y0, (K, h_i, w_i) tensor): its pasted masks, cut to its box in the image
+    "The masks `paste_masks` would give, but only inside each detection's box."
+    H, W = int(size[0]), int(size[1])
+    masks, scale = expand_masks(masks, padding=padding)
+    out = []
+    for i, (x0, y0, x1, y1) in enumerate(expand_boxes(boxes, scale).to(torch.int64).tolist()):
+        w, h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
+        m = F.interpolate(masks[i:i + 1], size=(h, w), mode='bilinear', align_corners=False)[0]
+        xa, xb, ya, yb = max(x0, 0), max(min(x1 + 1, W), max(x0, 0)), max(y0, 0), max(min(y1 + 1, H), max(y0, 0))
+        out.append((xa, ya, m[:, ya - y0:yb - y0, xa - x0:xb - x0]))
+    return out
+
+# %% ../nbs/22_predict.ipynb #04a60808
+def _crop_pasted(ms:torch.Tensor, mask_thresh:float)->list:
+    "Masks pasted into the tile (N,K,h,w), each cut to the box around its pixels above `mask_thresh`: [(x0, y0, (K,h_i,w_i)), ...]."
+    out = []
+    for m in ms:
+        on = (m > mask_thresh).any(0)
+        ys, xs = torch.nonzero(on.any(1))[:, 0], torch.nonzero(on.any(0))[:, 0]
+        if not len(ys): out.append((0, 0, m[:, :0, :0])); continue
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        out.append((x0, y0, m[:, y0:y1, x0:x1]))
+    return out
+
+def _is_cut(m:np.ndarray, x0:int, y0:int, window:tuple, size:tuple, margin:int=5)->bool:
+    "Whether mask `m` (its box at x0, y0) comes within `margin` px of an edge of its tile `window` that is not the image's edge."
+    (tx0, ty0, tx1, ty1), (H, W) = window, size
+    cols, rows = np.flatnonzero(m.any(0)), np.flatnonzero(m.any(1))
+    if not len(cols): return False
+    a, b, c, d = x0 + cols[0], x0 + cols[-1] + 1, y0 + rows[0], y0 + rows[-1] + 1   # the mask's own box in the image
+    return bool((tx0 > 0 and a - tx0 < margin) or (tx1 < W and tx1 - b < margin) or
+                (ty0 > 0 and c - ty0 < margin) or (ty1 < H and ty1 - d < margin))
+
+def _tile_detections(model, x:torch.Tensor, t:int, windows:list, size:tuple, score_thresh:float, mask_thresh:float,
+                     probs:bool)->tuple[list, list, list]:
+    "Detections in tile `t` of image `x`, in image coordinates, masks cut to their boxes; the empty ones' (score, centre); mask keys."
+    tx0, ty0, tx1, ty1 = windows[t]
+    out, lowres = _unpasted(model, x[:, ty0:ty1, tx0:tx1].to(next(model.parameters()).device))
+    keep = torch.nonzero(out['scores'] >= score_thresh)[:, 0]
+    keys = ['masks'] + [k for k in _EXTRA_MASKS if k in out]
+    ms = torch.cat([out[k][keep].float().reshape(len(keep), 1, *out[k].shape[-2:]) for k in keys], 1)
+    boxes = out['boxes'][keep].float()
+    crops = _paste_crops(ms, boxes, (ty1 - ty0, tx1 - tx0)) if lowres else _crop_pasted(ms, mask_thresh)
+    dets, empty = [], []
+    for i, (cx, cy, p) in enumerate(crops):
+        p = p.cpu().float().numpy(); b = p > mask_thresh
+        box, score = boxes[i].cpu().numpy() + [tx0, ty0, tx0, ty0], float(out['scores'][keep[i]])
+        if not b[0].any(): empty.append((score, ((box[0] + box[2])/2, (box[1] + box[3])/2))); continue
+        gx, gy = cx + tx0, cy + ty0
+        dets.append(dict(box=box, score=score, label=int(out['labels'][keep[i]]), origin=(gx, gy), tile=t,
+                         masks=dict(zip(keys, b)), probs=p[0] if probs else None, cut=_is_cut(b[0], gx, gy, windows[t], size)))
+    return dets, empty, keys
+
+# %% ../nbs/22_predict.ipynb #28d47b21
+def _same_worm(g:dict, d:dict, windows:list, share:float)->bool:
+    "Whether detection `d` and the kept worm `g` (from other tiles) have masks that agree where their tiles overlap."
+    if g['label'] != d['label'] or d['tile'] in g['tiles']: return False
+    (gx, gy), (dx, dy), gm, dm = g['origin'], d['origin'], g['masks']['masks'], d['masks']['masks']
+    x0, y0, x1, y1 = max(gx, dx), max(gy, dy), min(gx + gm.shape[1], dx + dm.shape[1]), min(gy + gm.shape[0], dy + dm.shape[0])
+    if x0 >= x1 or y0 >= y1: return False                    # their boxes do not meet
+    x0, y0, x1, y1 = min(gx, dx), min(gy, dy), max(gx + gm.shape[1], dx + dm.shape[1]), max(gy + gm.shape[0], dy + dm.shape[0])
+    a, b, seen = (np.zeros((y1 - y0, x1 - x0), bool) for _ in range(3))
+    a[gy - y0:gy - y0 + gm.shape[0], gx - x0:gx - x0 + gm.shape[1]] = gm
+    b[dy - y0:dy - y0 + dm.shape[0], dx - x0:dx - x0 + dm.shape[1]] = dm
+    wx0, wy0, wx1, wy1 = windows[d['tile']]
+    for t in g['tiles']:                                     # where d's tile and one of g's tiles both look
+        tx0, ty0, tx1, ty1 = windows[t]
+        ya, yb, xa, xb = max(max(wy0, ty0) - y0, 0), max(min(wy1, ty1) - y0, 0), max(max(wx0, tx0) - x0, 0), max(min(wx1, tx1) - x0, 0)
+        seen[ya:yb, xa:xb] = True
+    smaller = min((a & seen).sum(), (b & seen).sum())   # a piece lies within the whole worm: its share, not the IoU
+    return bool(smaller) and (a & b & seen).sum() >= share*smaller
+
+def _join(parts:list)->dict:
+    "One worm from pieces seen by different tiles: masks united (probabilities: the larger), box around all, best score."
+    x0, y0 = min(p['origin'][0] for p in parts), min(p['origin'][1] for p in parts)
+    x1 = max(p['origin'][0] + p['masks']['masks'].shape[1] for p in parts)
+    y1 = max(p['origin'][1] + p['masks']['masks'].shape[0] for p in parts)
+    def unite(get):
+        out = None
+        for p in parts:
+            m = get(p); ox, oy = p['origin'][0] - x0, p['origin'][1] - y0
+            if out is None: out = np.zeros((y1 - y0, x1 - x0), m.dtype)
+            v = out[oy:oy + m.shape[0], ox:ox + m.shape[1]]; np.maximum(v, m, out=v)
+        return out
+    best = max(parts, key=lambda p: p['score'])
+    boxes = np.array([p['box'] for p in parts])
+    return dict(best, origin=(x0, y0), box=np.r_[boxes[:, :2].min(0), boxes[:, 2:].max(0)], cut=True,
+                tiles=set().union(*(p['tiles'] for p in parts)), masks={k: unite(lambda p: p['masks'][k]) for k in best['masks']},
+                probs=None if best['probs'] is None else unite(lambda p: p['probs']))
+
+def merge_tiles(dets:list, # detections of all tiles (from `_tile_detections`): box, score, label, origin, masks, probs, tile, cut
+                windows:list, # each tile's (x0, y0, x1, y1)
+                share:float=0.5, # detections of two tiles are one worm when this share of the smaller's pixels that both tiles see are the other's
+               )->list: # one detection per worm
+    "One detection per worm from overlapping tiles: whole worms kept once, pieces dropped for the whole worm or joined."
+    kept = []
+    for d in sorted(dets, key=lambda d: (d['cut'], -d['score'])):
+        d = dict(d, tiles={d['tile']})
+        same = [g for g in kept if _same_worm(g, d, windows, share)]
+        if not same: kept.append(d)
+        elif d['cut'] and all(g['cut'] for g in same):       # pieces of a worm no tile saw whole
+            kept = [g for g in kept if not any(g is s for s in same)] + [_join(same + [d])]
+    return kept
+
+# %% ../nbs/22_predict.ipynb #ae7adbe1
+def _owner(windows:list, cx:float, cy:float)->int:
+    "The tile whose centre is nearest to the point (x, y) on each axis."
+    c = np.array([((x0 + x1)/2, (y0 + y1)/2) for x0, y0, x1, y1 in windows])
+    dx, dy = np.abs(c[:, 0] - cx), np.abs(c[:, 1] - cy)
+    return int(np.flatnonzero((dx == dx.min()) & (dy == dy.min()))[0])
+
+def _assemble(worms:list, empty:list, keys:list, size:tuple, probs:bool)->dict:
+    "Merged worms → `predict_image`'s dictionary, best score first, masks as `BoxMasks`."
+    worms = sorted(worms, key=lambda d: -d['score'])
+    origins = [d['origin'] for d in worms]
+    res = dict(boxes=np.array([d['box'] for d in worms], np.float32).reshape(-1, 4),
+               scores=np.array([d['score'] for d in worms], np.float32), labels=np.array([d['label'] for d in worms], np.int64))
+    for k in keys: res[k] = BoxMasks([d['masks'][k] for d in worms], origins, size)
+    res['empty_scores'] = np.array(sorted(empty, reverse=True), np.float32)
+    if probs: res['mask_probs'] = BoxMasks([d['probs'] for d in worms], origins, size, np.float32)
+    return res
+
+def predict_tiled(model:torch.nn.Module, # a BR-Net from `load_model` (any torchvision Mask R-CNN works)
+                  image:np.ndarray|torch.Tensor|str|Path, # an image file, an array as `read_image` gives, or a (3,H,W) float tensor in [0, 1]
+                  score_thresh:float=0.5, # keep worms scoring at least this
+                  mask_thresh:float=0.5, # a pixel is worm where the refined mask probability is above this
+                  intensity:Literal['auto','dtype','range']='auto', # pixel values → [0, 1] for files and arrays, as in training
+                  probs:bool=False, # also return `mask_probs`, the refined probabilities
+                  tile:int=1024, # the longest side of a tile, pixels
+                  overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
+                  share:float=0.5, # detections of two tiles are one worm when this share of the smaller's pixels that both tiles see are the other's
+                 )->dict: # as `predict_image`, with every mask as `BoxMasks`
+    "Predict the worms of a large image tile by tile, at its own scale, and merge the worms that tiles share."
+    x = image_to_tensor(image, intensity)
+    size = tuple(x.shape[1:])
+    windows = tile_windows(*size, tile, overlap)
+    was_training = model.training
+    dets, empty, keys = [], [], ['masks']
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for t in range(len(windows)):
+                d, e, keys = _tile_detections(model, x, t, windows, size, score_thresh, mask_thresh, probs)
+                dets += d; empty += [s for s, c in e if _owner(windows, *c) == t]
+    finally: model.train(was_training)
+    return _assemble(merge_tiles(dets, windows, share), empty, keys, size, probs)
 
 # %% ../nbs/22_predict.ipynb #264fec42
 def results_to_coco(preds:dict|list[dict], # `predict_image` output(s), one per image
@@ -116,10 +353,12 @@ def results_to_coco(preds:dict|list[dict], # `predict_image` output(s), one per 
     if len(preds) != len(image_ids): raise BrnetError(f"{len(preds)} predictions but {len(image_ids)} image ids")
     out = []
     for pred, iid in zip(preds, image_ids):
-        for box, score, label, mask in zip(pred['boxes'], pred['scores'], pred['labels'], pred['masks']):
+        masks = pred['masks']
+        rles = box_rles(masks.crops, masks.origins, masks.size) if isinstance(masks, BoxMasks) else None  # no full-size masks
+        for i, (box, score, label) in enumerate(zip(pred['boxes'], pred['scores'], pred['labels'])):
             if score < score_thresh: continue
             x1, y1, x2, y2 = (float(v) for v in box)
-            out.append(dict(image_id=int(iid), category_id=int(label), segmentation=mask_to_rle(mask),
+            out.append(dict(image_id=int(iid), category_id=int(label), segmentation=mask_to_rle(masks[i]) if rles is None else rles[i],
                             bbox=[round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)], score=round(float(score), 5)))
     return out
 
@@ -137,9 +376,10 @@ def write_prediction_labelme(path:str|Path, # the LabelMe .json file to write
     H, W = pred['masks'].shape[1:]
     names = names or {1: 'worm'}
     shapes = []
-    for i, (mask, label, score) in enumerate(zip(pred['masks'], pred['labels'], pred['scores']), 1):
+    for i, ((mask, x0, y0), label, score) in enumerate(zip(_placed(pred['masks']), pred['labels'], pred['scores']), 1):
         for s in masks_to_shapes(mask, names.get(int(label), f'class{int(label)}'), group_id=i, kind=kind,
                                  tolerance=tolerance, min_iou=min_iou):
+            if x0 or y0: s.points = np.asarray(s.points, np.float64) + (x0, y0)   # a mask kept in its box (`BoxMasks`)
             s.description = f'score {float(score):.3f}'
             shapes.append(s)
     rel = os.path.relpath(Path(image_path).resolve(), path.resolve().parent)
@@ -171,20 +411,23 @@ def overlay(image:np.ndarray|torch.Tensor, # the image: an array as `read_image`
     H, W = x.shape[1:]
     s = max(1, int(scale if scale is not None else round(768 / max(H, W))))
     base = np.repeat(np.repeat(np.moveaxis(x, 0, -1)*255, s, 0), s, 1).astype(np.float32)
-    masks, scores = np.asarray(pred['masks'], bool), np.asarray(pred['scores'])
+    masks, scores = pred['masks'], np.asarray(pred['scores'])
+    if not isinstance(masks, BoxMasks): masks = np.asarray(masks, bool)
     cols = worm_colours(len(masks)).astype(np.float32)
     width = max(1, s // 2)
     spots = []
-    for m, c in zip(masks, cols):
+    for (m, ox, oy), c in zip(_placed(masks), cols):
         ys, xs = np.nonzero(m)
         if not len(ys): spots.append(None); continue
+        ys, xs = ys + oy, xs + ox
         y0, y1, x0, x1 = max(ys.min() - 1, 0), min(ys.max() + 2, H), max(xs.min() - 1, 0), min(xs.max() + 2, W)
-        crop = np.repeat(np.repeat(m[y0:y1, x0:x1], s, 0), s, 1)
+        m = np.zeros((y1 - y0, x1 - x0), bool); m[ys - y0, xs - x0] = True   # the worm around its box, 1 px margin
+        crop = np.repeat(np.repeat(m, s, 0), s, 1)
         edge = crop & ~ndimage.binary_erosion(crop, iterations=width, border_value=0)
         view = base[y0*s:y1*s, x0*s:x1*s]
         view[crop] = view[crop]*(1 - alpha) + c*alpha
         view[edge] = c
-        d = ndimage.distance_transform_edt(np.pad(m[y0:y1, x0:x1], 1))[1:-1, 1:-1]
+        d = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
         cy, cx = np.unravel_index(np.argmax(d), d.shape)
         spots.append(((x0 + cx + 0.5)*s, (y0 + cy + 0.5)*s))
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
@@ -252,6 +495,8 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             labelme:bool=True, # write one LabelMe file per image
             overlays:bool=True, # write one overlay PNG per image
             batch_size:int=1, # images per forward pass
+            tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size; 0: never
+            overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
             intensity:Literal['auto','dtype','range']|None=None, # pixel values → [0, 1]; default: as the checkpoint was trained, else 'auto'
             strict:bool=False, # stop at the first unreadable image instead of skipping it
             quiet:bool=False, # do not print the summary
@@ -281,7 +526,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                 if err is None: batch.append((k, x)); continue
                 if strict: raise BrnetError(err)
                 skipped.append((str(paths[k]), err))
-            preds = predict_images(model, [x for _, x in batch], lo, mask_thresh) if batch else []
+            preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap) if batch else []
             for (k, x), pred in zip(batch, preds):
                 p, H, W = paths[k], *x.shape[1:]
                 if gt is None: im = dict(id=k + 1, file_name=Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix())

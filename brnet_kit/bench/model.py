@@ -12,7 +12,7 @@ from ..core import BrnetError
 from ..model import BASELINE, build_model, torchvision_maskrcnn, toy_batch
 
 # %% auto #0
-__all__ = ['bench_model']
+__all__ = ['bench_model', 'bench_predict_memory']
 
 # %% ../../nbs/50_bench.model.ipynb #d1c98763
 _ROWS = ('brnet', 'brnet+extras', 'baseline', 'torchvision')
@@ -94,6 +94,7 @@ def bench_model(preset:str='cpu', # the preset to measure ('cpu', 'paper', 'demo
                 worms:int=10, # toy worms per image
                 memory:bool=True, # also measure peak memory (one fresh process per model)
                 seed:int=0, # random seed of the weights and the images
+                predict_sizes:str='', # also `predict`'s peak memory on one image of each side, e.g. '2000,4000' (`bench_predict_memory`; minutes)
                )->dict:
     "Time inference and a train step of BR-Net, its all-off baseline and torchvision's Mask R-CNN; print a table of ratios."
     if size < 32 or images < 1 or repeats < 1 or threads < 1:
@@ -136,6 +137,7 @@ def bench_model(preset:str='cpu', # the preset to measure ('cpu', 'paper', 'demo
         res[k]['train_x'] = res[k]['train_s'] / res['baseline']['train_s']
     res['settings'] = dict(preset=preset, size=size, images=images, repeats=repeats, threads=threads, worms=worms)
     _print_table(res)
+    if predict_sizes: res['predict'] = bench_predict_memory(preset, predict_sizes, threads=threads, seed=seed)
     return res
 
 def _print_table(res:dict)->None:
@@ -154,3 +156,53 @@ def _print_table(res:dict)->None:
     b, e = res['brnet'], res['brnet+extras']
     print(f"BR-Net / baseline: inference {b['infer_x']:.2f}× (budget 1.15×; {e['infer_x']:.2f}× with the extra masks), "
           f"train step {b['train_x']:.2f}× (budget 1.4×)")
+
+# %% ../../nbs/50_bench.model.ipynb #d56ac1f9
+def _predict_probe(preset:str, size:int, tile:int, overlap:int, seed:int, threads:int)->None:
+    "Run in a fresh process: `predict` one size × size image (random pixels, untrained model); print its peak RSS (MB) and time."
+    import tempfile
+    import numpy as np
+    from PIL import Image
+    from brnet_kit.predict import predict
+    torch.set_num_threads(threads); torch.manual_seed(seed)
+    model = build_model(preset)
+    with tempfile.TemporaryDirectory() as d:
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)).save(f'{d}/img.png')
+        base = _reset_peak()
+        t0 = time.perf_counter()
+        s = predict(model, f'{d}/img.png', f'{d}/out', tile=tile, overlap=overlap, quiet=True)
+        print(json.dumps(dict(peak=_peak_mb(), base=base, s=time.perf_counter() - t0, worms=s['n_results'])))
+
+def _predict_memory(preset, size, tile, overlap, seed, threads)->dict:
+    code = f"from brnet_kit.bench.model import _predict_probe; _predict_probe({preset!r}, {size}, {tile}, {overlap}, {seed}, {threads})"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    if r.returncode != 0: raise BrnetError(f"bench model: the predict probe at {size}×{size} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+# %% ../../nbs/50_bench.model.ipynb #2f2b3330
+def bench_predict_memory(preset:str='cpu', # the preset of the (untrained) model
+                         sizes:str='2000,4000', # image sides to measure, pixels, comma-separated
+                         tile:int=1024, # `predict`'s tile size
+                         overlap:int=256, # `predict`'s tile overlap
+                         untiled_max:int=2000, # run the one-pass path up to this size; estimate it above
+                         threads:int=1, # torch threads
+                         seed:int=0, # random seed of the weights and the pixels
+                        )->dict: # size → tiled and untiled peak MB (absolute process peak) and seconds
+    "Peak memory of `predict` on one large image: in tiles and in one pass; print a table."
+    res = {}
+    for n in sorted(int(v) for v in str(sizes).split(',') if v.strip()):
+        row = dict(tiled=_predict_memory(preset, n, tile, overlap, seed, threads))
+        if n <= untiled_max: row['untiled'] = _predict_memory(preset, n, 0, overlap, seed, threads)
+        else:
+            m = max((k for k, r in res.items() if 'untiled' in r and 'estimate' not in r['untiled']), default=None)
+            if m is not None:
+                u = res[m]['untiled']; b = u['base'] or 0.
+                row['untiled'] = dict(peak=b + (u['peak'] - b)*(n/m)**2, s=u['s']*(n/m)**2, estimate=f'from {m}×{m} × area')
+        res[n] = row
+    print(f"predict peak memory: preset '{preset}' untrained (every detection comes through), tile {tile}, overlap {overlap}")
+    print(f"{'image':>11s} {'tiled MB':>9s} {'s':>6s} {'one pass MB':>12s} {'s':>6s}")
+    for n, r in res.items():
+        t, u = r['tiled'], r.get('untiled')
+        line = f"{f'{n}×{n}':>11s} {t['peak']:9.0f} {t['s']:6.1f}"
+        print(line + ('' if u is None else f" {u['peak']:12.0f} {u['s']:6.1f}" + (f"  (estimate {u['estimate']})" if 'estimate' in u else '')))
+    return res
