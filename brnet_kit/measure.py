@@ -172,7 +172,9 @@ def _centreline(m:np.ndarray, sigma:float=1.0, trim:float=1.5)->tuple[np.ndarray
     R = float(np.median(dt[path[:, 0], path[:, 1]]))
     sp = _smooth(path, sigma)
     s = _arclength(sp)
-    cut0, cut1 = trim*R*tip0, trim*R*tip1   # only free tips are trimmed and extended
+    s_raw, r_path = _arclength(path.astype(float)), dt[path[:, 0], path[:, 1]]
+    loc0 = min(R, float(r_path[s_raw <= 2*R].max())); loc1 = min(R, float(r_path[s_raw >= s_raw[-1] - 2*R].max()))
+    cut0, cut1 = trim*loc0*tip0, trim*loc1*tip1   # only free tips are trimmed (by their own half-width: tails taper) and extended
     ext = 2*(m.shape[0] + m.shape[1])
     if len(sp) >= 3 and s[-1] > cut0 + cut1 + 2*R:
         i0, i1 = np.searchsorted(s, cut0), np.searchsorted(s, s[-1] - cut1, side='right') - 1
