@@ -251,6 +251,14 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if any(v < 0 for v in fr.values()) or sum(fr.values()) <= 0: raise BrnetError(f"--split {s!r}: fractions must be >= 0 and not all 0")
     return fr
 
+def _no_empty_part(parts:dict, n:int, split:dict):
+    "Refuse a split that leaves a part empty: it would write an annotations file without images."
+    empty = [k for k, v in parts.items() if not v]
+    if empty:
+        how = ','.join(f'{k}:{v:g}' for k, v in split.items()) if _by_fractions(split) else 'the lists given'
+        raise BrnetError(f"split {how}: {' and '.join(map(repr, empty))} would get none of the {n} items to split "
+                         f"(an empty annotations file); give each part a share that holds at least one, or leave it out")
+
 def _by_fractions(split:dict)->bool: return all(isinstance(v, (int, float)) for v in split.values())
 
 def split_names(keys:list, # the items to split (sorted for determinism)
@@ -267,6 +275,7 @@ def split_names(keys:list, # the items to split (sorted for determinism)
             cum += f
             end = round(len(order)*cum/tot)
             out[name] = sorted(order[start:end]); start = end
+        _no_empty_part(out, len(keys), split)
         return out
     index = {}
     for k in keys:
@@ -280,6 +289,7 @@ def split_names(keys:list, # the items to split (sorted for determinism)
             if k in seen: raise BrnetError(f"{x!r} is in both split {seen[k]!r} and split {name!r}")
             seen[k] = name; got.append(k)
         out[name] = sorted(got)
+    _no_empty_part(out, len(keys), split)
     return out
 
 # %% ../nbs/03_coco.ipynb #f554e0c4
@@ -539,6 +549,7 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     if labels is None and (root/'labels.txt').is_file(): labels = root/'labels.txt'
     names = read_labels(labels) if labels is not None else None
     sp = parse_split(split)
+    if sp is not None and _by_fractions(sp): split_names(files, sp, seed)   # an empty part: refused before any work
     out.mkdir(parents=True, exist_ok=True)
     records, errors = [], []
     for r in progress(_run(files, (root, out, names, polygons, copy_images, raster), workers), desc='convert', total=len(files), unit='file'):

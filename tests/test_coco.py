@@ -696,3 +696,15 @@ def test_files_traced_by_brnet_keep_their_pixels(tmp_path):
     quiet(convert, tmp_path/'plain', tmp_path/'out_p')
     m = load_coco(tmp_path/'out_p/annotations.json')[0].masks[0]
     assert 0.75 < m.sum()/drawn.sum() < 0.95   # the traced outline runs through the boundary pixels' centres
+
+
+def test_split_leaving_a_part_empty_is_refused(folder, tmp_path):
+    "--split 1,0 (or a share too small for any file) refuses before converting, and writes no file."
+    for sp in ('1,0', 'train:0.9,val:0.1,test:0'):
+        with pytest.raises(BrnetError, match="would get none of the 4 items"): quiet(convert, folder, tmp_path/'o', split=sp)
+    assert not (tmp_path/'o').exists() or not list((tmp_path/'o').glob('*.json'))
+    from brnet_kit import cli
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(['convert', str(folder), str(tmp_path/'c'), '--split', '1,0']) == 2
+    assert "'val' would get none" in err.getvalue()
