@@ -93,6 +93,10 @@ def test_bbbc010_wells():
     fill = np.array([r['area_px']/(r['length_px']*r['width_px']) for r in rows])
     print(f'{len(rows)} worms, {1000*per_worm:.1f} ms each; length median {np.median(lengths):.0f} px '
           f'[{lengths.min():.0f}, {lengths.max():.0f}]; area/(length*width) [{fill.min():.2f}, {fill.max():.2f}]')
+    wells = np.array([f.name.split('_')[0] for f in files])
+    print('length per well (px), median [min, max]: ' + '; '.join(
+        f'{w} {np.median(lengths[wells == w]):.0f} [{lengths[wells == w].min():.0f}, {lengths[wells == w].max():.0f}]'
+        for w in sorted(set(wells))) + '; the synthetic generator draws 100-140 px by default (data/sample: 80-120)')
     assert np.isfinite(lengths).all()
     assert np.all((fill > 0.55) & (fill < 1.15))
     assert per_worm < 0.1
