@@ -251,6 +251,14 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if any(v < 0 for v in fr.values()) or sum(fr.values()) <= 0: raise BrnetError(f"--split {s!r}: fractions must be >= 0 and not all 0")
     return fr
 
+def _no_empty_part(parts:dict, n:int, split:dict):
+    "Refuse a split that leaves a part empty: it would write an annotations file without images."
+    empty = [k for k, v in parts.items() if not v]
+    if empty:
+        how = ','.join(f'{k}:{v:g}' for k, v in split.items()) if _by_fractions(split) else 'the lists given'
+        raise BrnetError(f"split {how}: {' and '.join(map(repr, empty))} would get none of the {n} items to split "
+                         f"(an empty annotations file); give each part a share that holds at least one, or leave it out")
+
 def _by_fractions(split:dict)->bool: return all(isinstance(v, (int, float)) for v in split.values())
 
 def split_names(keys:list, # the items to split (sorted for determinism)
@@ -267,6 +275,7 @@ def split_names(keys:list, # the items to split (sorted for determinism)
             cum += f
             end = round(len(order)*cum/tot)
             out[name] = sorted(order[start:end]); start = end
+        _no_empty_part(out, len(keys), split)
         return out
     index = {}
     for k in keys:
@@ -280,12 +289,14 @@ def split_names(keys:list, # the items to split (sorted for determinism)
             if k in seen: raise BrnetError(f"{x!r} is in both split {seen[k]!r} and split {name!r}")
             seen[k] = name; got.append(k)
         out[name] = sorted(got)
+    _no_empty_part(out, len(keys), split)
     return out
 
 # %% ../nbs/03_coco.ipynb #f554e0c4
 def _assemble(records:list, # (key, image dict, annotations) sorted by key
               cats:list, # category dicts
               out_dir:Path, split=None, seed:int=0, aliases:dict|None=None,
+              info:dict|None=None, # more fields for the files' `info` (e.g. how polygons became masks)
              )->dict:
     "Number images and annotations, attach categories, split, and write the annotation files; returns {name: path}."
     cat_id = {c['name']: c['id'] for c in cats}
@@ -301,7 +312,7 @@ def _assemble(records:list, # (key, image dict, annotations) sorted by key
                                 bbox=a['bbox'], iscrowd=a['iscrowd'], overlap=a['overlap'], non_overlap=a['non_overlap']))
         anns_by_img[key] = out
     parts = {'all': [r[0] for r in records]} if split is None else split_names([r[0] for r in records], split, seed, aliases)
-    info = dict(description='brnet-kit COCO with overlap / non_overlap masks', version=brnet_kit.__version__)
+    info = dict(description='brnet-kit COCO with overlap / non_overlap masks', version=brnet_kit.__version__, **(info or {}))
     paths = {}
     for name, keys in parts.items():
         keys = sorted(keys, key=lambda k: images[k]['id'])
@@ -461,7 +472,8 @@ def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str)->str:
 
 def _convert_chunk(chunk:tuple)->list:
     "Convert a few LabelMe files (runs in worker processes): for each, its record or the error that stops it."
-    rels, root, out_dir, labels, polygons, copy_images = chunk
+    rels, root, out_dir, labels, polygons, copy_images, raster = chunk
+    from brnet_kit.labelme import _raster_of
     paths = [os.path.join(root, r) for r in rels]
     recs = [dict(key=r, error=None) for r in rels]
     def attempt(k, f, *args):  # f(*args) for file k, unless it failed already; a failure goes into its record
@@ -474,7 +486,7 @@ def _convert_chunk(chunk:tuple)->list:
     try:
         # one step at a time for all files of the chunk: each step's code and data stay in the CPU's caches
         lfs = [attempt(k, read_labelme, p) for k, p in enumerate(paths)]
-        insts = [attempt(k, instances, lf, labels) for k, lf in enumerate(lfs)]
+        insts = [attempt(k, instances, lf, labels, 10, 5, raster) for k, lf in enumerate(lfs)]
         ok = [k for k, r in enumerate(recs) if r['error'] is None]
         try: anns = _annotate_images([(insts[k], lfs[k].size) for k in ok], polygons)
         except Exception: anns = [attempt(k, annotate, insts[k], lfs[k].size, polygons) for k in ok]  # find the file that failed
@@ -482,7 +494,8 @@ def _convert_chunk(chunk:tuple)->list:
         for k, a in zip(ok, anns):
             name = attempt(k, _image_record, lfs[k], rels[k], out_dir, copy_images, base)
             if recs[k]['error'] is None:
-                recs[k].update(image=dict(file_name=name, height=lfs[k].image_height, width=lfs[k].image_width), anns=a)
+                recs[k].update(image=dict(file_name=name, height=lfs[k].image_height, width=lfs[k].image_width), anns=a,
+                               raster=_raster_of(lfs[k], raster))
     finally:
         if gc_was: gc.enable()
     return recs
@@ -524,19 +537,22 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
             strict:bool=False, # stop at the first bad file instead of skipping it
             preview:str|None=None, # save a PNG of the most crowded image's decomposition here
             seed:int=0, # seed for a fractional split
+            raster:str='polygon', # 'polygon': pixels whose centres lie inside (exact areas); 'labelme': LabelMe's own drawing, pixel for pixel
            )->dict:
     "Convert a folder of LabelMe files to COCO with overlap / non-overlap masks."
     t0 = time.perf_counter()
     root, out = Path(labelme_dir), Path(out_dir)
     if not root.is_dir(): raise BrnetError(f"{root}: not a folder")
+    if raster not in ('polygon', 'labelme'): raise BrnetError(f"--raster must be 'polygon' or 'labelme', not {raster!r}")
     files = _find_json(root, out)
     if not files: raise BrnetError(f"{root}: no LabelMe .json files found")
     if labels is None and (root/'labels.txt').is_file(): labels = root/'labels.txt'
     names = read_labels(labels) if labels is not None else None
     sp = parse_split(split)
+    if sp is not None and _by_fractions(sp): split_names(files, sp, seed)   # an empty part: refused before any work
     out.mkdir(parents=True, exist_ok=True)
     records, errors = [], []
-    for r in progress(_run(files, (root, out, names, polygons, copy_images), workers), desc='convert', total=len(files), unit='file'):
+    for r in progress(_run(files, (root, out, names, polygons, copy_images, raster), workers), desc='convert', total=len(files), unit='file'):
         if r['error'] is None: records.append(r); continue
         if strict: raise BrnetError(r['error'])
         errors.append(r['error'])
@@ -545,11 +561,13 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     cats = _categories(names if names is not None else found)
     aliases = None if sp is None or _by_fractions(sp) else {   # other names a file may be listed under
         r['key']: [r['key'][:-5], Path(r['key']).stem, r['image']['file_name'], Path(r['image']['file_name']).name] for r in records}
-    paths = _assemble([(r['key'], r['image'], r['anns']) for r in records], cats, out, sp, seed, aliases)
+    n_lm = sum(r['raster'] == 'labelme' for r in records)   # files traced for LabelMe's drawing are drawn so (`_raster_of`)
+    info = dict(raster=raster, **({'raster_labelme_files': n_lm} if raster == 'polygon' and n_lm else {}))
+    paths = _assemble([(r['key'], r['image'], r['anns']) for r in records], cats, out, sp, seed, aliases, info)
     worms = [a for r in records for a in r['anns'] if not a['iscrowd']]
     summary = dict(images=len(records), instances=len(worms), overlapping_instances=sum(a['overlap_area'] > 0 for a in worms),
                    crowd_regions=sum(a['iscrowd'] for r in records for a in r['anns']), categories=[c['name'] for c in cats],
-                   skipped=errors, files={k: str(v) for k, v in paths.items()}, seconds=time.perf_counter() - t0)
+                   skipped=errors, files={k: str(v) for k, v in paths.items()}, seconds=time.perf_counter() - t0, **info)
     if preview:
         best = max(enumerate(records), key=lambda t: (sum(a['overlap_area'] > 0 for a in t[1]['anns']), -t[0]))[1]
         summary['preview'] = str(save_preview(best, out, preview))
@@ -580,7 +598,8 @@ def _print_summary(s:dict):
     rate = s['images']/s['seconds'] if s['seconds'] else float('inf')
     print(f"converted {s['images']} images ({rate:.0f}/s): {s['instances']} instances, "
           f"{s['overlapping_instances']} overlapping another, {s['crowd_regions']} ignore regions; "
-          f"categories: {', '.join(s['categories']) or '-'}")
+          f"categories: {', '.join(s['categories']) or '-'}; masks: {s.get('raster', 'labelme')}"
+          + (f" ({s['raster_labelme_files']} files traced for LabelMe's drawing: labelme)" if s.get('raster_labelme_files') else ''))
     for k, v in s['files'].items(): print(f"  wrote {v}")
     if s.get('preview'): print(f"  preview {s['preview']}")
     if s['skipped']:

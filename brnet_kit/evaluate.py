@@ -15,7 +15,9 @@ from pycocotools.cocoeval import COCOeval
 from .core import BrnetError, write_json
 
 # %% auto #0
-__all__ = ['read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'evaluate', 'format_metrics']
+__all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
+           'detection_scores', 'crossing_scores', 'matched_morphometry', 'morphometry_errors', 'per_worm_scores',
+           'bland_altman', 'evaluate', 'format_metrics']
 
 # %% ../nbs/21_evaluate.ipynb #fb3f423d
 def _quiet():
@@ -294,6 +296,174 @@ def _per_image(E:COCOeval, gt:COCO, dts:list, score_thr:float, with_masks:bool)-
         rows.append(row)
     return rows
 
+# %% ../nbs/21_evaluate.ipynb #683efde7
+def match_one_to_one(ious:np.ndarray, # (P,G) IoU of each prediction with each true worm
+                     t:float=0.5, # a pair counts when its IoU is at least this
+                    )->list[tuple[int,int,float]]: # (prediction, worm, IoU) of every pair
+    "Pair predictions with true worms one to one: as many pairs with IoU ≥ t as there can be, then the largest total IoU."
+    from scipy.optimize import linear_sum_assignment
+    ious = np.asarray(ious, float)
+    if ious.ndim != 2 or not ious.size: return []
+    ok = ious >= t - 1e-9   # COCO's thresholds come from np.linspace: 0.55 may be 0.5500000000000002
+    if not ok.any(): return []
+    r, c = linear_sum_assignment(np.where(ok, min(ious.shape) + 1 + ious, 0.0), maximize=True)  # one pair more beats any IoU sum
+    return [(int(i), int(j), float(ious[i, j])) for i, j in zip(r, c) if ok[i, j]]
+
+# %% ../nbs/21_evaluate.ipynb #5754f317
+_DSB_T = np.linspace(.5, .95, 10)
+
+def _image_worms(gts:list, crowds:list, preds:list)->dict:
+    "One image's part of the per-worm scores: IoUs, the pairs at each threshold, which predictions an ignored region takes."
+    P, G = len(preds), len(gts)
+    prles = [d['segmentation'] for d in preds]
+    ious = np.asarray(maskUtils.iou(prles, [a['segmentation'] for a in gts], [0]*G), float).reshape(P, G) if P and G else np.zeros((P, G))
+    ign = np.zeros(P, bool)
+    if P and crowds:   # COCO's crowd IoU: the share of the prediction inside the region
+        ign = np.asarray(maskUtils.iou(prles, [a['segmentation'] for a in crowds], [1]*len(crowds)), float).reshape(P, -1).max(1) >= 0.5
+    return dict(ious=ious, pairs=[match_one_to_one(ious, t) for t in _DSB_T], ignore=ign, n_gt=G)
+
+def _counts(w:dict, k:int=0)->tuple[int,int,int]:
+    "TP, FP, FN of one image at the k-th threshold of `_DSB_T` (k = 0: IoU 0.5)."
+    pairs = w['pairs'][k]
+    hit = np.zeros(len(w['ignore']), bool); hit[[p for p, _, _ in pairs]] = True
+    return len(pairs), int((~hit & ~w['ignore']).sum()), w['n_gt'] - len(pairs)
+
+def _ratio(a:float, b:float)->float|None: return float(a/b) if b else None
+
+def detection_scores(worms:list[dict], # `_image_worms` of each image
+                    )->dict:
+    "precision50, recall50, f1_50 (counts summed over images), count_error and dsb_map (means over images)."
+    c = np.array([_counts(w) for w in worms], float).reshape(-1, 3)
+    tp, fp, fn = c.sum(0)
+    dsb = []
+    for w in worms:
+        s = [(tp_ + fp_ + fn_, tp_) for tp_, fp_, fn_ in (_counts(w, k) for k in range(len(_DSB_T)))]
+        if any(n for n, _ in s): dsb.append(np.mean([t_/n if n else 0.0 for n, t_ in s]))  # nothing true, nothing predicted: no score
+    return dict(precision50=_ratio(tp, tp + fp), recall50=_ratio(tp, tp + fn), f1_50=_ratio(2*tp, 2*tp + fp + fn),
+                count_error=float(np.abs(c[:, 1] - c[:, 2]).mean()) if len(c) else None,   # |predicted − true| = |FP − FN|
+                dsb_map=float(np.mean(dsb)) if dsb else None, n_tp50=int(tp), n_fp50=int(fp), n_fn50=int(fn))
+
+# %% ../nbs/21_evaluate.ipynb #a076abf4
+def _overlaps(gts:list)->list:
+    "Each true worm's overlap RLE: its 'overlap' field (as `brnet convert` writes it), else its pixels another worm covers too."
+    if all('overlap' in a for a in gts): return [a['overlap'] for a in gts]
+    rles = [a['segmentation'] for a in gts]
+    return [_inter(r, _union(rles[:k] + rles[k+1:])) for k, r in enumerate(rles)]
+
+def crossing_scores(worms:list[dict], # `_image_worms` of each image
+                    gts:list[list], # each image's true worms (annotation dicts, as `_image_worms` got them)
+                    preds:list[list], # each image's predictions (dicts with 'segmentation')
+                    flags:dict, # annotation id -> crossing? (from `crossing_flags`)
+                   )->dict:
+    "crossing_pixel_iou (kept share of the true overlap pixels, matched crossing worms) and untangled (share of crossing worms with IoU ≥ 0.8)."
+    kept = shared = n = whole = 0
+    for w, g, p in zip(worms, gts, preds):
+        cross = [k for k, a in enumerate(g) if flags.get(a['id'])]
+        if not cross: continue
+        n += len(cross)
+        ov = _overlaps(g)
+        for i, j, iou in w['pairs'][0]:
+            if j not in cross: continue
+            whole += iou >= 0.8
+            kept += _area(_inter(p[i]['segmentation'], ov[j])); shared += _area(ov[j])
+    return dict(crossing_pixel_iou=_ratio(kept, shared), untangled=_ratio(whole, n))
+
+# %% ../nbs/21_evaluate.ipynb #f2888ce9
+def _decode1(rle:dict)->np.ndarray:
+    r = dict(rle)
+    if isinstance(r['counts'], str): r['counts'] = r['counts'].encode('ascii')
+    import warnings
+    with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return maskUtils.decode(r).astype(bool)
+
+def matched_morphometry(worms:list[dict], # `_image_worms` of each image
+                        gts:list[list], # each image's true worms
+                        preds:list[list], # each image's predictions
+                       )->list[dict]:
+    "Length, width and area of every worm matched at IoU ≥ 0.5 and of its prediction (pixels)."
+    from brnet_kit.measure import measure_worm
+    rows = []
+    for w, g, p in zip(worms, gts, preds):
+        for i, j, iou in w['pairs'][0]:
+            a, b = measure_worm(_decode1(g[j]['segmentation'])), measure_worm(_decode1(p[i]['segmentation']))
+            rows.append(dict(image_id=g[j]['image_id'], gt_id=g[j]['id'], iou=iou,
+                             **{f'{k}_{s}': r[f'{k}_px'] for k in ('length', 'width', 'area') for s, r in (('gt', a), ('pred', b))}))
+    return rows
+
+def morphometry_errors(rows:list[dict], # from `matched_morphometry`
+                      )->dict:
+    "length_mae_px, width_mae_px, area_rel_error (mean absolute relative error) and n_measured."
+    ok = [r for r in rows if all(np.isfinite(r[k]) for k in ('length_gt', 'length_pred', 'width_gt', 'width_pred'))]
+    mean = lambda v: float(np.mean(v)) if len(v) else None
+    return dict(length_mae_px=mean([abs(r['length_pred'] - r['length_gt']) for r in ok]),
+                width_mae_px=mean([abs(r['width_pred'] - r['width_gt']) for r in ok]),
+                area_rel_error=mean([abs(r['area_pred'] - r['area_gt'])/r['area_gt'] for r in rows if r['area_gt']]),
+                n_measured=len(ok))
+
+# %% ../nbs/21_evaluate.ipynb #a320aad0
+WORM_KEYS = ('precision50', 'recall50', 'f1_50', 'count_error', 'crossing_pixel_iou', 'untangled', 'dsb_map',
+             'length_mae_px', 'width_mae_px', 'area_rel_error')
+
+def per_worm_scores(gt:COCO, # the ground truth from `read_gt`
+                    dts:list[dict], # results from `read_results`, with masks
+                    score_thr:float=0.5, # predictions scored below this are left out
+                    max_dets:int=100, # at most this many predictions per image, best first
+                    morphometry:bool=True, # measure the matched worms (length, width, area)
+                    flags:dict|None=None, # from `crossing_flags`, if already at hand
+                   )->dict:
+    "The per-worm scores (`WORM_KEYS`), their counts, and the measured pairs as `matched_worms`."
+    flags = crossing_flags(gt) if flags is None else flags
+    by_img = {}
+    for d in sorted(dts, key=lambda d: -d['score']):
+        if d['score'] >= score_thr: by_img.setdefault(d['image_id'], []).append(d)
+    ids = sorted(gt.getImgIds())
+    gts = [[a for a in gt.imgToAnns[i] if not a['iscrowd']] for i in ids]
+    preds = [by_img.get(i, [])[:max_dets] for i in ids]
+    worms = [_image_worms(g, [a for a in gt.imgToAnns[i] if a['iscrowd']], p) for i, g, p in zip(ids, gts, preds)]
+    out = dict(detection_scores(worms), **crossing_scores(worms, gts, preds, flags))
+    rows = matched_morphometry(worms, gts, preds) if morphometry else []
+    out.update(morphometry_errors(rows) if morphometry else dict(length_mae_px=None, width_mae_px=None, area_rel_error=None, n_measured=0))
+    return dict(out, matched_worms=rows)
+
+# %% ../nbs/21_evaluate.ipynb #af5d85cd
+def bland_altman(rows:list[dict], # `matched_worms` of an evaluation
+                 title:str|None=None, # a title over both panels
+                 axes=None, # two matplotlib axes to draw into; None = a new figure
+                ):
+    "Bland–Altman plots of worm length and width (prediction − truth against their mean); returns the figure."
+    import matplotlib.pyplot as plt
+    if axes is None: fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    else: fig = axes[0].figure
+    for ax, k in zip(axes, ('length', 'width')):
+        g, p = (np.array([r[f'{k}_{s}'] for r in rows], float) for s in ('gt', 'pred'))
+        ok = np.isfinite(g) & np.isfinite(p)
+        d, mid = p[ok] - g[ok], (p[ok] + g[ok])/2
+        ax.axhline(0, color='tab:green', lw=0.8)
+        ax.scatter(mid, d, s=12, alpha=0.6, color='tab:blue')
+        if len(d):
+            bias, sd = d.mean(), (d.std(ddof=1) if len(d) > 1 else 0.0)
+            ax.axhline(bias, color='k', lw=1, label=f'bias {bias:+.2f} px')
+            ax.axhline(bias - 1.96*sd, color='grey', ls='--', lw=1, label=f'95 % limits ±{1.96*sd:.2f} px')
+            ax.axhline(bias + 1.96*sd, color='grey', ls='--', lw=1)
+            ax.legend(fontsize=8)
+        ax.set_xlabel(f'body {k}: mean of truth and prediction (px)'); ax.set_ylabel(f'body {k}: prediction − truth (px)')
+        ax.set_title(f'body {k}, {len(d)} matched worms', fontsize=9)
+    if title: fig.suptitle(title)
+    return fig
+
+# %% ../nbs/21_evaluate.ipynb #4b560c9d
+def _save_png(fig, path:str|Path)->Path:
+    "Save a figure as PNG (temp file, then rename) and close it."
+    import matplotlib.pyplot as plt
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    try: fig.savefig(tmp, dpi=100, format='png'); tmp.replace(path)
+    finally:
+        plt.close(fig)
+        if tmp.exists(): tmp.unlink()
+    return path
+
 # %% ../nbs/21_evaluate.ipynb #39f817b3
 _KEYS = ('AP', 'AP50', 'AP75', 'AR')
 
@@ -305,6 +475,8 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
              max_dets:int=100, # at most this many predictions per image, best scores first (COCO's limit)
              unmatched:typing.Literal['nearest','both']='nearest', # where a false positive counts in the crossing/isolated split
              allow_empty:bool=False, # score an empty results list as zeros instead of refusing it
+             morphometry:bool=True, # measure matched worms (length, width, area errors; a few ms a worm)
+             plot:str|Path|None=None, # save a Bland–Altman figure of length and width to this PNG
              quiet:bool=False, # do not print the metrics table
             )->dict:
     "Score COCO results against ground truth: COCO AP/AP50/AP75, the paper's mIoU, matched-worm IoU, AP for crossing vs isolated worms, a per-image table."
@@ -316,7 +488,8 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
     with _quiet(): D.createIndex()
     E = _quiet_eval(G, D, iou_type, max_dets)
     m = dict(iou_type=iou_type, **_accumulate(E))
-    group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in crossing_flags(G).items()}
+    flags = crossing_flags(G)
+    group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in flags.items()}
     for name in ('crossing', 'isolated'):
         s = _accumulate(E, _stratum(E, group, name, unmatched))
         m.update({f'{k}_{name}': s[k] for k in ('AP', 'AP50', 'AP75')})
@@ -329,6 +502,8 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
     rows = _per_image(E, G, dts, score_thr, with_masks)
     mi = [r['mIoU'] for r in rows if r['mIoU'] is not None]
     m['mIoU'] = float(np.mean(mi)) if with_masks and mi else None
+    if with_masks: m.update(per_worm_scores(G, dts, score_thr, max_dets, morphometry, flags))
+    else: m.update(dict.fromkeys(WORM_KEYS), matched_worms=[])
     box = None
     if iou_type == 'bbox': box = {k: m[k] for k in _KEYS}
     elif dts and all(d.get('bbox_given') for d in dts):
@@ -339,7 +514,8 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
              n_isolated=sum(v == 'isolated' for v in group.values()), n_results=len(dts),
              seconds=round(time.perf_counter() - t0, 3), per_image=rows)
     if out is not None: write_json(out, m, indent=1)
-    if not quiet: print(format_metrics(m) + (f"\nwritten: {out}" if out is not None else ''))
+    if plot is not None: _save_png(bland_altman(m['matched_worms'], title=Path(str(results)).name if isinstance(results, (str, Path)) else None), plot)
+    if not quiet: print(format_metrics(m) + ''.join(f"\nwritten: {p}" for p in (out, plot) if p is not None))
     return m
 
 # %% ../nbs/21_evaluate.ipynb #245d54de
@@ -357,6 +533,14 @@ def format_metrics(m:dict, # the dict `evaluate` returns
     lines.append(f"{'mIoU (paper, Eq. 26)':<22}{_fmt(m.get('mIoU')):>7}")
     if m.get('box_AP') is not None and kind == 'mask':
         lines.append(f"{'box AP / AP50 / AP75':<22}{_fmt(m['box_AP']):>7} {_fmt(m['box_AP50'])} {_fmt(m['box_AP75'])}")
+    if m.get('f1_50') is not None or m.get('recall50') is not None:
+        lines.append(f"{'per worm, IoU ≥ 0.5':<22}precision {_fmt(m.get('precision50'))}  recall {_fmt(m.get('recall50'))}"
+                     f"  F1 {_fmt(m.get('f1_50'))}  DSB mAP {_fmt(m.get('dsb_map'))}")
+        lines.append(f"{'count error / image':<22}{_fmt(m.get('count_error')):>7}   crossing pixels IoU {_fmt(m.get('crossing_pixel_iou'))}"
+                     f"  untangled {_fmt(m.get('untangled'))}")
+    if m.get('length_mae_px') is not None:
+        lines.append(f"{'matched-worm errors':<22}length {m['length_mae_px']:.2f} px  width {m['width_mae_px']:.2f} px"
+                     f"  area {100*m['area_rel_error']:.1f} % ({m.get('n_measured', 0)} worms)")
     lines.append(f"{m.get('n_images', 0)} images, {m.get('n_gt', 0)} worms ({m.get('n_crossing', 0)} crossing, "
                  f"{m.get('n_isolated', 0)} isolated), {m.get('n_results', 0)} predictions")
     return '\n'.join(lines)

@@ -16,9 +16,9 @@ from PIL import Image, ImageDraw
 from .core import BrnetError, atomic_write
 
 # %% auto #0
-__all__ = ['SHAPE_TYPES', 'IGNORE', 'BACKGROUND', 'LABELME_VERSION', 'Shape', 'LabelMeFile', 'image_size', 'read_image',
-           'polygon_ok', 'read_labelme', 'load_image', 'shape_to_mask', 'Instance', 'instances', 'masks_to_shapes',
-           'plain_json', 'write_labelme']
+__all__ = ['SHAPE_TYPES', 'IGNORE', 'BACKGROUND', 'RASTERS', 'LABELME_VERSION', 'Shape', 'LabelMeFile', 'image_size',
+           'read_image', 'polygon_ok', 'read_labelme', 'load_image', 'shape_to_mask', 'Instance', 'instances',
+           'masks_to_shapes', 'plain_json', 'write_labelme']
 
 # %% ../nbs/01_labelme.ipynb #319b367c
 SHAPE_TYPES = ('polygon', 'rectangle', 'oriented_rectangle', 'circle', 'line', 'linestrip', 'point', 'points', 'mask')
@@ -365,8 +365,9 @@ def _canvas(H:int, W:int):
 
 _CANVASES: dict = {}
 
-def _shape_box_masks(shapes:list, H:int, W:int, line_width:int=10, point_size:int=5)->list:
-    "For each shape, (x0, y0, mask) with the mask cut to the shape's box."
+def _shape_box_masks(shapes:list, H:int, W:int, line_width:int=10, point_size:int=5, raster:str='labelme')->list:
+    "For each shape, (x0, y0, mask) with the mask cut to the shape's box (raster='polygon': see `_exact_box_masks`)."
+    if raster == 'polygon': return _exact_box_masks(shapes, H, W, line_width, point_size)
     arr, im, draw = _CANVASES.pop((H, W), None) or _canvas(H, W)  # reuse a clean canvas of this size, if there is one
     shared = _SHARED['ok']
     # polygons, nearly every shape of a crowd of worms, take the short way: their boxes all at once, and Pillow's
@@ -421,14 +422,74 @@ def shape_to_mask(shape:Shape|dict, # a `Shape`, or a shape dict as in the JSON
                   img_shape:tuple, # (H, W) (more entries, e.g. channels, are ignored)
                   line_width:int=10, # stroke width of lines and linestrips, as LabelMe
                   point_size:int=5, # radius of points, as LabelMe
+                  raster:str='labelme', # 'labelme': as LabelMe draws it; 'polygon': the pixels whose centres lie inside
                  )->np.ndarray:
     "The (H, W) bool mask of one shape, pixel for pixel as `labelme.utils.shape_to_mask` draws it."
     s = _as_shape(shape)
     H, W = img_shape[:2]
     out = np.zeros((H, W), bool)
-    (x0, y0, m), = _shape_box_masks([s], H, W, line_width, point_size)
+    (x0, y0, m), = _shape_box_masks([s], H, W, line_width, point_size, raster)
     out[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
     return out
+
+# %% ../nbs/01_labelme.ipynb #0f81f833
+def _centre_box_masks(xys:list, # (K_i, 2) float (x, y) polygons
+                      W:int, H:int, # the image size
+                     )->list: # (x0, y0, mask) of each polygon, mask cut to its box ((0, 0) when no pixel centre is inside)
+    "For polygons, all at once: the pixels whose centres (c + ½, r + ½) lie inside each (even-odd rule)."
+    if not xys: return []
+    n = np.array([len(a) for a in xys]); N = len(xys)
+    p = np.concatenate(xys).astype(float)
+    poly = np.repeat(np.arange(N), n)
+    nxt = np.arange(len(p)) + 1; nxt[np.cumsum(n) - 1] = np.cumsum(n) - n   # each vertex's successor, rings closed
+    (xa, ya), (xb, yb) = p.T, p[nxt].T
+    r0 = np.clip(np.ceil(np.minimum(ya, yb) - 0.5), 0, H).astype(np.int64)   # rows whose centre line the edge crosses
+    r1 = np.clip(np.ceil(np.maximum(ya, yb) - 0.5), 0, H).astype(np.int64)
+    cnt = r1 - r0
+    e = np.repeat(np.arange(len(p)), cnt)
+    row = r0[e] + np.arange(len(e)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    x = np.clip(xa[e] + (row + 0.5 - ya[e])*(xb[e] - xa[e])/(yb[e] - ya[e]), -1, W + 1)  # beyond a side only the side matters
+    pe = poly[e]
+    o = np.argsort((pe*H + row)*(W + 3.0) + (x + 1))   # by polygon, row, x: inside from the 1st crossing to the 2nd, 3rd to 4th...
+    x, row, pe = x[o], row[o][0::2], pe[o][0::2]
+    c0 = np.clip(np.ceil(x[0::2] - 0.5), 0, W).astype(np.int64)   # columns whose centre c + ½ lies in [x_in, x_out)
+    c1 = np.clip(np.ceil(x[1::2] - 0.5), 0, W).astype(np.int64)
+    k = c1 > c0; c0, c1, row, pe = c0[k], c1[k], row[k], pe[k]
+    bx0, by0, bw, bh = np.zeros((4, N), np.int64)
+    if len(pe):
+        s = np.flatnonzero(np.r_[True, pe[1:] != pe[:-1]]); ids = pe[s]
+        bx0[ids] = np.minimum.reduceat(c0, s); bw[ids] = np.maximum.reduceat(c1, s) - bx0[ids]
+        by0[ids] = np.minimum.reduceat(row, s); bh[ids] = np.maximum.reduceat(row, s) + 1 - by0[ids]
+    off = np.zeros(N + 1, np.int64); np.cumsum(bw*bh, out=off[1:])
+    start, L = off[pe] + (row - by0[pe])*bw[pe] + c0 - bx0[pe], c1 - c0   # each run in one long buffer of all the boxes
+    buf = np.zeros(int(off[-1]), bool)
+    buf[np.repeat(start - (np.cumsum(L) - L), L) + np.arange(int(L.sum()))] = True   # every pixel of every run
+    return [(int(bx0[i]), int(by0[i]), buf[off[i]:off[i + 1]].reshape(bh[i], bw[i])) for i in range(N)]
+
+# %% ../nbs/01_labelme.ipynb #676653cb
+def _area_xy(s:Shape)->np.ndarray|None:
+    "The outline whose inside is the shape's area in polygon mode (polygons, rectangles); None for other shapes."
+    if s.shape_type in _POLYGONS: return s.xy
+    if s.shape_type == 'rectangle':
+        (x0, y0), (x1, y1) = s.xy
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+    return None
+
+def _exact_box_masks(shapes:list, H:int, W:int, line_width:int=10, point_size:int=5)->list:
+    "`_shape_box_masks` with raster='polygon': polygons and rectangles by their pixel centres, the rest as LabelMe draws them."
+    xys = [_area_xy(s) for s in shapes]
+    exact = iter(_centre_box_masks([a for a in xys if a is not None], W, H))
+    out = [next(exact) if a is not None else None for a in xys]
+    rest = [k for k, o in enumerate(out) if o is None or not o[2].size]   # no inside, or too thin to hold a pixel centre
+    for k, o in zip(rest, _shape_box_masks([shapes[k] for k in rest], H, W, line_width, point_size)): out[k] = o
+    return out
+
+RASTERS = ('polygon', 'labelme')
+
+def _raster_of(lf:LabelMeFile, raster:str)->str:
+    "How to draw this file's shapes: as asked, but as LabelMe draws them if the file was traced for that."
+    if raster not in RASTERS: raise BrnetError(f"raster must be one of {', '.join(RASTERS)}, not {raster!r}")
+    return 'labelme' if lf.other.get('brnet_raster') == 'labelme' else raster
 
 # %% ../nbs/01_labelme.ipynb #6f737586
 @dataclass
@@ -476,6 +537,7 @@ def instances(lf:LabelMeFile, # a file read by `read_labelme`
               labels:list|None=None, # the allowed class names; others are an error (None: any)
               line_width:int=10, # stroke width of lines, as LabelMe
               point_size:int=5, # radius of points, as LabelMe
+              raster:str='labelme', # 'labelme': as LabelMe draws; 'polygon': pixels whose centres lie inside (see `_raster_of`)
              )->list:
     "The file's instances: shapes grouped by (label, group_id), `__ignore__` as crowd, `_background_` dropped."
     H, W = lf.size
@@ -486,7 +548,7 @@ def instances(lf:LabelMeFile, # a file read by `read_labelme`
             if lf.shapes[i].label not in allowed:
                 raise BrnetError(f"{_where(lf.path, i, lf.shapes[i].__dict__)}: label {lf.shapes[i].label!r} is not one of the "
                                  f"labels ({', '.join(map(str, labels))})")
-    boxes = _shape_box_masks([lf.shapes[i] for i in keep], H, W, line_width, point_size)
+    boxes = _shape_box_masks([lf.shapes[i] for i in keep], H, W, line_width, point_size, _raster_of(lf, raster))
     groups: dict = {}
     for i, (x0, y0, m) in zip(keep, boxes):
         s = lf.shapes[i]
@@ -612,6 +674,7 @@ def write_labelme(path:str|Path, # the .json file to write
                   image_width:int, # image width in pixels
                   image_data:bytes|np.ndarray|None=None, # embed the image: file bytes, or an array saved as PNG
                   flags:dict|None=None, # image-level flags
+                  raster:str|None='labelme', # how the outlines are to be drawn (`brnet_raster`): 'labelme' for `masks_to_shapes`' tracings; None: say nothing
                  )->Path:
     "Write a LabelMe JSON file atomically."
     if isinstance(image_data, np.ndarray): data = _b64_png(image_data)
@@ -620,4 +683,5 @@ def write_labelme(path:str|Path, # the .json file to write
     js = [_as_shape(s).to_json() for s in shapes]
     d = dict(version=LABELME_VERSION, flags=dict(flags or {}), shapes=js, imagePath=str(image_path).replace('\\', '/'),
              imageData=data, imageHeight=int(image_height), imageWidth=int(image_width))
+    if raster is not None: d['brnet_raster'] = raster   # LabelMe keeps unknown top-level keys when it saves
     return atomic_write(path, json.dumps(d, indent=2, default=plain_json))  # e.g. NumPy values in user flags

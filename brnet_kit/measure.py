@@ -17,7 +17,7 @@ from .core import BrnetError, atomic_open, progress
 
 # %% auto #0
 __all__ = ['longest_path', 'centreline', 'measure_worm', 'measure_worms', 'format_measurements', 'write_measurements_csv',
-           'plot_measurements', 'measure']
+           'plot_measurements', 'mask_convention', 'measure']
 
 # %% ../nbs/23_measure.ipynb #c345f152
 def _pixel_graph(skel:np.ndarray)->tuple[np.ndarray, np.ndarray, list]:
@@ -172,7 +172,9 @@ def _centreline(m:np.ndarray, sigma:float=1.0, trim:float=1.5)->tuple[np.ndarray
     R = float(np.median(dt[path[:, 0], path[:, 1]]))
     sp = _smooth(path, sigma)
     s = _arclength(sp)
-    cut0, cut1 = trim*R*tip0, trim*R*tip1   # only free tips are trimmed and extended
+    s_raw, r_path = _arclength(path.astype(float)), dt[path[:, 0], path[:, 1]]
+    loc0 = min(R, float(r_path[s_raw <= 2*R].max())); loc1 = min(R, float(r_path[s_raw >= s_raw[-1] - 2*R].max()))
+    cut0, cut1 = trim*loc0*tip0, trim*loc1*tip1   # only free tips are trimmed (by their own half-width: tails taper) and extended
     ext = 2*(m.shape[0] + m.shape[1])
     if len(sp) >= 3 and s[-1] > cut0 + cut1 + 2*R:
         i0, i1 = np.searchsorted(s, cut0), np.searchsorted(s, s[-1] - cut1, side='right') - 1
@@ -304,6 +306,17 @@ def plot_measurements(rows:list[dict], # rows from `measure_worms`
     if title: fig.suptitle(title)
     return fig
 
+# %% ../nbs/23_measure.ipynb #30226fb6
+def mask_convention(data, # a loaded COCO annotations file (a results list has none)
+                   )->str|None:
+    "How a COCO file's masks were drawn from polygons: `info['raster']` as `brnet convert` writes it ('polygon', 'labelme'), else None."
+    r = (data.get('info') or {}).get('raster') if isinstance(data, dict) else None
+    return r if isinstance(r, str) else None
+
+_LABELME_NOTE = ("note: these masks were drawn as LabelMe draws polygons (raster 'labelme'): every pixel an outline touches "
+                 "is in, so widths come out about 1 px and areas about 0.55 px x half the perimeter too large for hand-drawn "
+                 "outlines; `brnet convert --raster polygon` gives the polygons' own areas")
+
 # %% ../nbs/23_measure.ipynb #cc2f4b95
 def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
@@ -343,6 +356,8 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     try: data = json.loads(path.read_text(encoding='utf-8'))
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
     recs = _worm_records(path, data, score_thr)
+    raster = mask_convention(data)
+    if raster is not None: recs = [(dict(head, raster=raster), rle) for head, rle in recs]
     with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword
         warnings.simplefilter('ignore', DeprecationWarning)
         rows = [dict(head, **measure_worm(maskUtils.decode(rle).astype(bool), pixel_size_um))
@@ -360,4 +375,5 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
         print(f"{len(rows)} worms in {len({r['image_id'] for r in rows})} images"
               + (f", median length {np.nanmedian(lengths):.1f} {_UNITS[key]}" if len(rows) and np.isfinite(lengths).any() else '')
               + ''.join(f"; written: {p}" for p in (out, plot) if p is not None))
+        if raster == 'labelme': print(_LABELME_NOTE)
     return rows

@@ -232,6 +232,9 @@ class _Run:
         self.train_ds = WormDataset(train_ann, augment=True, preset=p, intensity=intensity, seed=self.seed)
         self.val_ds = WormDataset(val_ann, augment=False, preset=p, intensity=intensity) if val_ann else None
         self.val_ann = val_ann
+        if self.val_ds is not None and not any((~ci.iscrowd).any() for ci in self.val_ds.images):   # AP 0 would mean nothing
+            raise BrnetError(f"{val_ann}: the validation set has no worms to score ({len(self.val_ds.images)} images); "
+                             "give a validation file with worms, or leave val_ann out")
         for ds in (self.train_ds, self.val_ds):
             top = max((int(ci.labels.max()) for ci in (ds.images if ds else []) if len(ci.labels)), default=0)
             if top >= p.num_classes:

@@ -138,7 +138,7 @@ def test_convert_examples_readable_by_pycocotools(tmp_path):
     for im in ims:
         lf = read_labelme(src/'data_annotated'/(Path(im.file_name).stem + '.json'))
         assert (tmp_path/'out'/im.file_name).resolve() == (src/'data_annotated'/lf.image_path).resolve()
-        ins = [i for i in instances(lf) if not i.iscrowd]
+        ins = [i for i in instances(lf, raster='polygon') if not i.iscrowd]   # convert's default: pixel centres inside
         worms = ~im.iscrowd
         assert (im.masks[worms] == np.stack([i.mask for i in ins])).all()
         # pycocotools decodes the same masks
@@ -181,8 +181,9 @@ def test_polygons_option(tmp_path):
     lf = read_labelme(src/'data_annotated/2011_000003.json')
     grouped = worms[1]   # person drawn as two polygons of group 0
     c = quiet(COCO, str(tmp_path/'p/annotations.json'))
-    # pycocotools draws every polygon annotation back to exactly the pixels LabelMe draws (the RLE output)
-    assert (c.annToMask(c.loadAnns([grouped['id']])[0]).astype(bool) == (shape_to_mask(lf.shapes[1], lf.size) | shape_to_mask(lf.shapes[2], lf.size))).all()
+    # pycocotools draws every polygon annotation back to exactly the pixels convert drew (the RLE output)
+    assert (c.annToMask(c.loadAnns([grouped['id']])[0]).astype(bool) ==
+            (shape_to_mask(lf.shapes[1], lf.size, raster='polygon') | shape_to_mask(lf.shapes[2], lf.size, raster='polygon'))).all()
     quiet(convert, src/'data_annotated', tmp_path/'r')
     ref = quiet(COCO, str(tmp_path/'r/annotations.json'))
     assert sorted(ref.anns) == sorted(c.anns)
@@ -216,8 +217,8 @@ def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
 def test_unexpected_failure_stays_with_its_file(folder, tmp_path, monkeypatch):
     "Files are converted in chunks; a file that fails where no file should is reported alone, its chunk's others converted."
     real = coco.instances
-    def broken(lf, labels=None):   # a.json's first instance gets a mask no step expects, (1, h, w)
-        insts = real(lf, labels)
+    def broken(lf, labels=None, *args):   # a.json's first instance gets a mask no step expects, (1, h, w)
+        insts = real(lf, labels, *args)
         if lf.path.name == 'a.json': insts[0].box_mask = insts[0].box_mask[None]
         return insts
     monkeypatch.setattr(coco, 'instances', broken)
@@ -544,7 +545,7 @@ def test_worm_touching_an_ignore_region_is_not_crossing(tmp_path):
     src = tmp_path/'lm'; src.mkdir()
     _demo_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30),              # two worms crossing
                                worm(35, 30, w=20), worm(50, 20, w=9, h=19, label='__ignore__')], size=(40, 60))  # a worm into an ignore region
-    s = quiet(convert, src, tmp_path/'out')
+    s = quiet(convert, src, tmp_path/'out', raster='labelme')   # LabelMe's drawing: the worm's outline reaches into the region
     assert (s['instances'], s['overlapping_instances'], s['crowd_regions']) == (3, 2, 1)
     im, = load_coco(tmp_path/'out/annotations.json')
     assert im.iscrowd.tolist() == [False, False, False, True]
@@ -604,3 +605,106 @@ def test_touching_boxes_without_shared_pixels():
     for k, ann in enumerate(anns):
         assert (rle_to_mask(ann['overlap']) == ov[k]).all() and (rle_to_mask(ann['non_overlap']) == nov[k]).all()
         assert ann['overlap_area'] == ov[k].sum() > 0
+
+
+# ---- --raster: exact areas (polygon) or LabelMe's pixels (labelme) ----
+
+def _ribbon(rng, width, H=320, W=320):
+    "A worm-like ribbon: a wavy centre line buffered to `width`, as a shapely polygon."
+    import shapely
+    L, a, amp, f = rng.uniform(60, 220), rng.uniform(0, np.pi), rng.uniform(0, 25), rng.uniform(1, 4)
+    t = np.linspace(0, 1, 50)
+    u, v = L*(t - 0.5), amp*np.sin(2*np.pi*f*t)
+    mid = np.stack([W/2 + u*np.cos(a) - v*np.sin(a), H/2 + u*np.sin(a) + v*np.cos(a)], 1) + rng.uniform(-0.5, 0.5, 2)
+    return shapely.LineString(mid).buffer(width/2, cap_style='round', quad_segs=4)
+
+
+def test_polygon_raster_areas_of_thin_ribbons():
+    "Worm-like ribbons 4-12 px wide: polygon-mode areas within 2 % of the polygon's; LabelMe's drawing several % over."
+    rng = np.random.default_rng(0)
+    rel, rel_lm, n = [], [], 0
+    for _ in range(150):
+        g = _ribbon(rng, rng.uniform(4, 12))
+        if g.geom_type != 'Polygon' or len(g.interiors): continue   # a ribbon folded onto itself
+        s = Shape('worm', np.asarray(g.exterior.coords)[:-1].tolist())
+        rel.append(shape_to_mask(s, (320, 320), raster='polygon').sum()/g.area - 1)
+        rel_lm.append(shape_to_mask(s, (320, 320)).sum()/g.area - 1)
+    assert len(rel) > 100
+    assert np.abs(rel).max() < 0.02 and abs(np.mean(rel)) < 0.002, (np.abs(rel).max(), np.mean(rel))
+    assert np.mean(rel_lm) > 0.05 and min(rel_lm) > 0.02
+
+
+def test_polygon_raster_has_no_bias_on_very_thin_ribbons():
+    "2.5-4 px wide: each area is noisier (a few %), but on average still the polygon's."
+    rng = np.random.default_rng(1)
+    rel = []
+    for _ in range(150):
+        g = _ribbon(rng, rng.uniform(2.5, 4))
+        if g.geom_type != 'Polygon' or len(g.interiors): continue
+        rel.append(shape_to_mask(Shape('worm', np.asarray(g.exterior.coords)[:-1].tolist()), (320, 320), raster='polygon').sum()/g.area - 1)
+    assert abs(np.mean(rel)) < 0.005 and np.abs(rel).max() < 0.06
+
+
+@needs_examples
+def test_polygon_raster_areas_of_real_labelme_files(tmp_path):
+    "Every single-polygon object of the real examples (inside the image, simple): convert's area within 2 % of shapely's."
+    import shapely
+    n = 0
+    for f in sorted((EXAMPLES/'examples').rglob('*.json')):
+        lf = read_labelme(f)
+        H, W = lf.size
+        for ins in instances(lf, raster='polygon'):
+            if ins.iscrowd or len(ins.shape_ids) != 1 or lf.shapes[ins.shape_ids[0]].shape_type != 'polygon': continue
+            g = shapely.Polygon(lf.shapes[ins.shape_ids[0]].xy)
+            if not g.is_valid or not shapely.box(0, 0, W, H).contains(g) or g.area < 50: continue
+            assert abs(ins.area/g.area - 1) < 0.02, (f.name, ins.shape_ids, ins.area, g.area)
+            n += 1
+    assert n >= 20
+
+
+@needs_examples
+def test_labelme_raster_is_labelmes_own_drawing(tmp_path):
+    "convert --raster labelme: every object's mask is the union of labelme.utils.shape_to_mask of its shapes."
+    lm = pytest.importorskip('labelme.utils.shape', reason='labelme (the reference drawing) is not installed')
+    src = EXAMPLES/'examples/instance_segmentation'
+    quiet(convert, src/'data_annotated', tmp_path/'lm', labels=str(src/'labels.txt'), raster='labelme')
+    d = json.loads((tmp_path/'lm/annotations.json').read_text())
+    assert d['info']['raster'] == 'labelme'
+    for im in load_coco(tmp_path/'lm/annotations.json'):
+        lf = read_labelme(src/'data_annotated'/(Path(im.file_name).stem + '.json'))
+        for ins, m in zip([i for i in instances(lf) if not i.iscrowd], im.masks[~im.iscrowd]):
+            ref = np.any([lm.shape_to_mask(lf.size, lf.shapes[k].points, lf.shapes[k].shape_type) for k in ins.shape_ids], 0)
+            assert (m == ref).all()
+
+
+def test_files_traced_by_brnet_keep_their_pixels(tmp_path):
+    "A worm traced by masks_to_shapes and written by write_labelme comes back exactly in either mode; unmarked, polygon mode takes its own area."
+    from brnet_kit.labelme import masks_to_shapes
+    yy, xx = np.mgrid[:80, :120]
+    band = np.abs(np.hypot(xx - 60, yy - 90) - 60) < 5
+    shapes = masks_to_shapes(band, 'worm', kind='polygon')
+    drawn = np.any([shape_to_mask(s, (80, 120)) for s in shapes], 0)   # what LabelMe draws of the tracing: the band, nearly
+    assert (drawn != band).sum() < 0.01*band.sum()
+    Image.fromarray(np.zeros((80, 120), np.uint8)).save(tmp_path/'w.png')
+    for name, mark in (('marked', 'labelme'), ('plain', None)):
+        (tmp_path/name).mkdir(); shutil.copy(tmp_path/'w.png', tmp_path/name/'w.png')
+        write_labelme(tmp_path/name/'w.json', shapes, 'w.png', 80, 120, raster=mark)
+    for raster in ('polygon', 'labelme'):
+        s = quiet(convert, tmp_path/'marked', tmp_path/f'out_m_{raster}', raster=raster)
+        assert (load_coco(tmp_path/f'out_m_{raster}/annotations.json')[0].masks[0] == drawn).all()
+        assert s.get('raster_labelme_files', 0) == (1 if raster == 'polygon' else 0)
+    quiet(convert, tmp_path/'plain', tmp_path/'out_p')
+    m = load_coco(tmp_path/'out_p/annotations.json')[0].masks[0]
+    assert 0.75 < m.sum()/drawn.sum() < 0.95   # the traced outline runs through the boundary pixels' centres
+
+
+def test_split_leaving_a_part_empty_is_refused(folder, tmp_path):
+    "--split 1,0 (or a share too small for any file) refuses before converting, and writes no file."
+    for sp in ('1,0', 'train:0.9,val:0.1,test:0'):
+        with pytest.raises(BrnetError, match="would get none of the 4 items"): quiet(convert, folder, tmp_path/'o', split=sp)
+    assert not (tmp_path/'o').exists() or not list((tmp_path/'o').glob('*.json'))
+    from brnet_kit import cli
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(['convert', str(folder), str(tmp_path/'c'), '--split', '1,0']) == 2
+    assert "'val' would get none" in err.getvalue()

@@ -53,7 +53,7 @@ def _plain_cocoeval(ds, res):
 def test_matches_plain_cocoeval_and_is_fast():
     ds, res = _crowd()
     t0 = time.perf_counter(); stats = _plain_cocoeval(ds, res); t_plain = time.perf_counter() - t0
-    t0 = time.perf_counter(); m = evaluate(ds, res, quiet=True); t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter(); m = evaluate(ds, res, quiet=True, morphometry=False); t_ours = time.perf_counter() - t0
     # COCO's own summary: stats[0..2] = AP, AP50, AP75 over all areas at 100 detections
     np.testing.assert_allclose([m['AP'], m['AP50'], m['AP75']], stats[:3], atol=1e-12)
     assert 0.2 < m['AP'] < 0.95 and m['n_crossing'] > 100 and m['n_isolated'] > 100
@@ -61,6 +61,30 @@ def test_matches_plain_cocoeval_and_is_fast():
     # plain COCOeval does 4 area ranges; we do one plus two re-accumulations, mIoU and the table
     print(f'plain COCOeval {t_plain:.2f} s, evaluate {t_ours:.2f} s')
     assert t_ours < 2*t_plain + 1.0, (t_ours, t_plain)
+    # measuring the matched worms (two skeletons a pair) is the slow part: a few ms a pair
+    t0 = time.perf_counter(); mm = evaluate(ds, res, quiet=True); t_morph = time.perf_counter() - t0 - t_ours
+    print(f'morphometry of {mm["n_measured"]} matched pairs: {t_morph:.2f} s')
+    assert mm['n_measured'] > 500 and t_morph/mm['n_measured'] < 0.01, (t_morph, mm['n_measured'])
+    assert {k: mm[k] for k in ('AP', 'precision50', 'dsb_map')} == {k: m[k] for k in ('AP', 'precision50', 'dsb_map')}
+
+
+def test_per_worm_scores_against_a_plain_count():
+    "precision50 / recall50 / count_error from a brute-force greedy match (masks in these images never match two worms)."
+    ds, res = _crowd(n_images=20)
+    m = evaluate(ds, res, quiet=True, morphometry=False)
+    tp = fp = fn = 0; cerr = []
+    for img in ds['images']:
+        g = [a['segmentation'] for a in ds['annotations'] if a['image_id'] == img['id']]
+        p = [r['segmentation'] for r in res if r['image_id'] == img['id'] and r['score'] >= 0.5]
+        iou = np.asarray(maskUtils.iou(p, g, [0]*len(g))).reshape(len(p), len(g)) if p else np.zeros((0, len(g)))
+        used, hits = set(), 0
+        for i in np.argsort(-(iou.max(1) if len(g) else np.zeros(len(p)))):
+            cand = [j for j in np.argsort(-iou[i]) if iou[i, j] >= 0.5 and j not in used]
+            if cand: used.add(cand[0]); hits += 1
+        tp += hits; fp += len(p) - hits; fn += len(g) - hits; cerr.append(abs(len(p) - len(g)))
+    assert (m['n_tp50'], m['n_fp50'], m['n_fn50']) == (tp, fp, fn)
+    np.testing.assert_allclose([m['precision50'], m['recall50'], m['count_error']], [tp/(tp + fp), tp/(tp + fn), np.mean(cerr)])
+    assert 0 < m['dsb_map'] < m['f1_50'] < 1 and 0 < m['untangled'] < 1 and 0 < m['crossing_pixel_iou'] < 1
 
 
 def test_box_scores_from_own_boxes_only():
@@ -123,6 +147,9 @@ def test_real_bbbc010_masks():
                      for aid, m in masks_by_id.items()}
     res = [dict(image_id=a['image_id'], category_id=1, segmentation=a['segmentation'], score=1.0) for a in ds['annotations']]
     m = evaluate(ds, res, quiet=True)
-    for k in ('AP', 'AP50', 'AP75', 'mIoU', 'mean_instance_IoU', 'AP_crossing', 'AP_isolated'):
+    for k in ('AP', 'AP50', 'AP75', 'mIoU', 'mean_instance_IoU', 'AP_crossing', 'AP_isolated',
+              'precision50', 'recall50', 'f1_50', 'dsb_map', 'crossing_pixel_iou', 'untangled'):
         assert abs(m[k] - 1) < 1e-9, (k, m[k])
+    for k in ('count_error', 'length_mae_px', 'width_mae_px', 'area_rel_error'): assert abs(m[k]) < 1e-9, (k, m[k])
+    assert m['n_measured'] == len(masks_by_id)   # every real worm gets a length
     assert m['n_crossing'] > 0 and m['n_isolated'] > 0

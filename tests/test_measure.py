@@ -93,6 +93,43 @@ def test_bbbc010_wells():
     fill = np.array([r['area_px']/(r['length_px']*r['width_px']) for r in rows])
     print(f'{len(rows)} worms, {1000*per_worm:.1f} ms each; length median {np.median(lengths):.0f} px '
           f'[{lengths.min():.0f}, {lengths.max():.0f}]; area/(length*width) [{fill.min():.2f}, {fill.max():.2f}]')
+    wells = np.array([f.name.split('_')[0] for f in files])
+    print('length per well (px), median [min, max]: ' + '; '.join(
+        f'{w} {np.median(lengths[wells == w]):.0f} [{lengths[wells == w].min():.0f}, {lengths[wells == w].max():.0f}]'
+        for w in sorted(set(wells))) + '; the synthetic generator draws 100-140 px by default (data/sample: 80-120)')
     assert np.isfinite(lengths).all()
     assert np.all((fill > 0.55) & (fill < 1.15))
     assert per_worm < 0.1
+
+
+def _touches_itself(w):
+    "A synthetic worm whose body comes within reach of another part of itself (coils, tight omegas)."
+    s = np.r_[0, np.cumsum(np.hypot(*np.diff(w.xy, axis=0).T))]
+    R = float(w.radius.max())
+    pairs = cKDTree(w.xy).query_pairs(2*R + 1.5, output_type='ndarray')
+    return bool(len(pairs) and (np.abs(s[pairs[:, 0]] - s[pairs[:, 1]]) > np.pi*R + 2).any())
+
+
+def test_lengths_through_crossings():
+    "Synthetic crowds (true lengths known): crossing and isolated worms alike within 5 %; every worm gets a skeleton path."
+    from brnet_kit.synth import synth_image, crossing
+    from brnet_kit.measure import _prepare, _centreline
+    rows = []
+    for i in range(40):
+        s = synth_image(seed=15, index=i, size=(384, 384), worms=(6, 9), overlap=0.6, clean=True)
+        for w, m, c in zip(s.worms, s.masks, crossing(s.masks)):
+            r = measure_worm(m)
+            no_path = len(_centreline(_prepare(m)[0])[1]) == 1   # measured along its longest axis instead
+            rows.append((bool(c), _touches_itself(w), r['length_px']/(w.length + w.radius[0] + w.radius[-1]) - 1, no_path))
+    errs = np.array([r[2] for r in rows])
+    assert np.isfinite(errs).all()
+    lines = []
+    for name, sel in (('crossing', lambda r: r[0] and not r[1]), ('isolated', lambda r: not r[0] and not r[1]),
+                      ('touching itself', lambda r: r[1])):
+        e = np.array([r[2] for r in rows if sel(r)])
+        lines.append(f'{name}: {len(e)} worms, mean {100*e.mean():+.2f} %, worst {100*np.abs(e).max():.2f} %, '
+                     f'{(np.abs(e) > 0.05).sum()} beyond 5 %')
+        if name != 'touching itself':
+            assert len(e) > 80 and np.abs(e).max() < 0.05 and abs(e.mean()) < 0.015, lines[-1]
+    print('; '.join(lines) + f'; no skeleton path: {sum(r[3] for r in rows)} of {len(rows)}')
+    assert sum(r[3] for r in rows) == 0

@@ -87,7 +87,7 @@ def make_bench_folder(folder:str|Path, # where to write the LabelMe files (and t
         name = f'img_{i:04d}'
         (folder/f'{name}.png').write_bytes(buf.getvalue())
         shapes = [Shape('worm', np.round(e, 2).tolist()) for e in worm_crowd(rng, size, **OUTLINES[outlines])]
-        write_labelme(folder/f'{name}.json', shapes, f'{name}.png', H, W)
+        write_labelme(folder/f'{name}.json', shapes, f'{name}.png', H, W, raster=None)   # drawn outlines, not tracings: convert's default path
     return folder
 
 # %% ../../nbs/50_bench.convert.ipynb #e508bb60
