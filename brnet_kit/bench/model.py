@@ -170,7 +170,7 @@ def _predict_probe(preset:str, size:int, tile:int, overlap:int, seed:int, thread
         Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)).save(f'{d}/img.png')
         base = _reset_peak()
         t0 = time.perf_counter()
-        s = predict(model, f'{d}/img.png', f'{d}/out', tile=tile, overlap=overlap, quiet=True)
+        s = predict(f'{d}/img.png', f'{d}/out', model=model, tile=tile, overlap=overlap, quiet=True)
         print(json.dumps(dict(peak=_peak_mb(), base=base, s=time.perf_counter() - t0, worms=s['n_results'])))
 
 def _predict_memory(preset, size, tile, overlap, seed, threads)->dict:
