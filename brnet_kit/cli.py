@@ -35,6 +35,7 @@ COMMANDS: dict[str, str|dict] = {
         'model':      'brnet_kit.bench.model:bench_model',
         'explain':    'brnet_kit.bench.explain:bench_explain',
         'accuracy':   'brnet_kit.bench.accuracy:bench_accuracy',
+        'compare':    'brnet_kit.bench.accuracy:bench_compare',
     },
 }
 

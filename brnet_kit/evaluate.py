@@ -17,7 +17,7 @@ from .core import BrnetError, write_json
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
            'detection_scores', 'crossing_scores', 'matched_morphometry', 'morphometry_errors', 'per_worm_scores',
-           'bland_altman', 'evaluate', 'format_metrics']
+           'bland_altman', 'evaluate', 'format_metrics', 'paired_bootstrap']
 
 # %% ../nbs/21_evaluate.ipynb #fb3f423d
 def _quiet():
@@ -544,3 +544,46 @@ def format_metrics(m:dict, # the dict `evaluate` returns
     lines.append(f"{m.get('n_images', 0)} images, {m.get('n_gt', 0)} worms ({m.get('n_crossing', 0)} crossing, "
                  f"{m.get('n_isolated', 0)} isolated), {m.get('n_results', 0)} predictions")
     return '\n'.join(lines)
+
+# %% ../nbs/21_evaluate.ipynb #f1c107ef
+def _resampled(E:COCOeval, evalImgs:list, idx)->list:
+    "COCOeval's per-image results for the images at positions `idx` of its image list (repeats allowed)."
+    pe = E._paramsEval
+    I, A, K = len(pe.imgIds), len(pe.areaRng), len(pe.catIds) if pe.useCats else 1
+    return [evalImgs[k*A*I + a*I + i] for k in range(K) for a in range(A) for i in idx]
+
+def _ap_at(E:COCOeval, evalImgs:list, idx)->float|None:
+    "AP over the images at positions `idx` (repeats count as often as they are drawn)."
+    pe, p = E._paramsEval, E.params
+    saved = pe.imgIds, p.imgIds
+    pe.imgIds = p.imgIds = [saved[0][i] for i in idx]
+    try: return _accumulate(E, _resampled(E, evalImgs, idx))['AP']
+    finally: pe.imgIds, p.imgIds = saved
+
+# %% ../nbs/21_evaluate.ipynb #fd170d28
+def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
+                     results_a:str|Path|list, # COCO results of model A (the reference, e.g. Mask R-CNN)
+                     results_b:str|Path|list, # COCO results of model B (e.g. BR-Net)
+                     n:int=1000, # bootstrap draws
+                     seed:int=0, # seed of the draws
+                    )->dict: # 'AP', 'AP_crossing' -> a, b, diff (b − a), lo, hi (95 % interval of the difference)
+    "Mask AP of two models on the same images, and a paired bootstrap 95 % interval of their difference."
+    G, per = read_gt(gt), []
+    group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in crossing_flags(G).items()}
+    for r in (results_a, results_b):
+        D = COCO()
+        D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'],
+                         annotations=copy.copy(read_results(r, G, allow_empty=True)))
+        with _quiet(): D.createIndex()
+        E = _quiet_eval(G, D, 'segm', 100)
+        per.append((E, {'AP': E.evalImgs, 'AP_crossing': _stratum(E, group, 'crossing', 'nearest')}))
+    I, rng = len(per[0][0]._paramsEval.imgIds), np.random.default_rng(seed)
+    draws = [np.arange(I)] + [rng.integers(0, I, I) for _ in range(n)]
+    out = {}
+    for m in ('AP', 'AP_crossing'):
+        v = np.array([[_ap_at(E, ev[m], idx) for E, ev in per] for idx in draws], dtype=float)
+        d = v[1:, 1] - v[1:, 0]
+        d = d[np.isfinite(d)]
+        out[m] = dict(a=v[0, 0], b=v[0, 1], diff=v[0, 1] - v[0, 0],
+                      lo=float(np.percentile(d, 2.5)) if d.size else math.nan, hi=float(np.percentile(d, 97.5)) if d.size else math.nan)
+    return out

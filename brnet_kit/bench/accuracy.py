@@ -17,11 +17,11 @@ from ..bbbc010 import import_bbbc010
 from ..data import WormDataset
 from ..model import BASELINE, load_model
 from ..train import train, predict_dataset, _read_csv
-from ..evaluate import evaluate
+from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PRETRAINED', 'COLUMNS', 'synthetic_data', 'bbbc010_data', 'train_row', 'score_model', 'format_table',
-           'bench_accuracy']
+           'bench_accuracy', 'bench_compare']
 
 # %% ../../nbs/50_bench.accuracy.ipynb #25ac7b0b
 VARIANTS = {
@@ -247,3 +247,19 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
     save()
     print(f"bench accuracy: {res['minutes']:.1f} min in all (data, training, scoring); everything in {out/'accuracy.json'}")
     return res
+
+# %% ../../nbs/50_bench.accuracy.ipynb #629cdfc7
+def bench_compare(gt:str, # ground-truth COCO annotations of the test images
+                  results_a:str, # COCO results of the reference model (e.g. Mask R-CNN)
+                  results_b:str, # COCO results of the model to compare (e.g. BR-Net)
+                  n:int=1000, # bootstrap draws
+                  seed:int=0, # seed of the draws
+                  out:str|None=None, # also write the figures to this JSON file
+                 )->dict: # 'AP', 'AP_crossing' -> a, b, diff, lo, hi
+    "AP and crossing AP of two models on the same images, with a paired bootstrap 95 % interval of their difference."
+    r = paired_bootstrap(gt, results_a, results_b, n=n, seed=seed)
+    print(f"{'metric':12s} {'A':>6s} {'B':>6s} {'B − A':>7s}  95 % interval over images ({n} draws)")
+    for m, v in r.items():
+        print(f"{m:12s} {_fmt(v['a'])} {_fmt(v['b'])} {_fmt(v['diff'], '+.3f'):>7s}  [{_fmt(v['lo'], '+.3f')}, {_fmt(v['hi'], '+.3f')}]")
+    if out: write_json(out, r, indent=1)
+    return r
