@@ -19,6 +19,12 @@ class BrnetError(Exception):
     "An error in the user's input or set-up, reported as one clear message (no traceback) by the CLI."
 
 # %% ../nbs/00_core.ipynb #675f64f6
+def _file_mode(path:Path)->int:
+    "The mode a plain `open(path, 'w')` gives: the old file's if there is one, else 0666 less the umask."
+    with contextlib.suppress(OSError): return path.stat().st_mode & 0o7777
+    mask = os.umask(0o22); os.umask(mask)    # the only portable way to read the umask
+    return 0o666 & ~mask
+
 @contextlib.contextmanager
 def atomic_open(path:str|Path, # the file to (re)write
                 mode:str='w', # 'w' for text, 'wb' for bytes
@@ -26,9 +32,12 @@ def atomic_open(path:str|Path, # the file to (re)write
                ):
     "Open a temporary file beside `path`; on success it replaces `path` in one step, on error it is removed."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as e: raise BrnetError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        with contextlib.suppress(OSError): os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 → as any new file
         with os.fdopen(fd, mode, **kwargs) as f: yield f
         os.replace(tmp, path)
     except BaseException:
