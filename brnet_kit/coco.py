@@ -18,8 +18,9 @@ from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read
 from .decompose import decompose, decompose_runs, _to_boxes
 
 # %% auto #0
-__all__ = ['mask_to_rle', 'rle_to_mask', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels', 'parse_split',
-           'split_names', 'write_dataset', 'CocoImage', 'load_coco', 'dataset_stats', 'convert', 'save_preview']
+__all__ = ['mask_to_rle', 'rle_to_mask', 'check_rle', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels',
+           'parse_split', 'split_names', 'write_dataset', 'CocoImage', 'load_coco', 'dataset_stats', 'convert',
+           'save_preview']
 
 # %% ../nbs/03_coco.ipynb #033c110d
 def mask_to_rle(mask:np.ndarray, # (H, W) bool mask
@@ -37,6 +38,42 @@ def rle_to_mask(rle:dict, # compressed or uncompressed RLE, or {'size':..., 'cou
     if isinstance(r['counts'], list): r = mask_utils.frPyObjects(r, *r['size'])
     elif isinstance(r['counts'], str): r['counts'] = r['counts'].encode('ascii')
     return mask_utils.decode(r).astype(bool)
+
+# %% ../nbs/03_coco.ipynb #916ebbab
+def _rle_counts(counts:str|bytes)->np.ndarray|None:
+    "The run lengths in COCO's compressed counts text, decoded as pycocotools' `rleFrString` does; None if malformed."
+    try: b = np.frombuffer(counts if isinstance(counts, bytes) else counts.encode('ascii'), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError: return None
+    if not len(b): return b
+    if b.min() < 0 or b.max() > 63 or b[-1] & 0x20: return None      # a character outside '0'..'o', or cut mid-number
+    end = np.flatnonzero((b & 0x20) == 0)                              # the last character of each number
+    first = np.r_[0, end[:-1] + 1]
+    if (end - first).max() > 7: return None                            # longer than any 32-bit count
+    num = np.repeat(np.arange(len(end)), end - first + 1)
+    k = np.arange(len(b)) - first[num]                                 # 5-bit groups, least significant first
+    x = np.bincount(num, weights=(b & 0x1f) << 5*k, minlength=len(end)).astype(np.int64)
+    neg = (b[end] & 0x10) > 0                                          # a sign bit: the number is x - 2**(5 * its length)
+    x[neg] -= 1 << 5*(end - first + 1)[neg]
+    x[1::2] = np.cumsum(x[1::2]); x[2::2] = np.cumsum(x[2::2])         # from the 4th on: the difference to the count two before
+    return x
+
+def check_rle(seg:dict, # an RLE: {'size': [H, W], 'counts': text, bytes or a list of run lengths}
+              where:str='RLE', # what to call it in an error, e.g. 'results.json: detection 3'
+             )->dict: # `seg` itself
+    "Refuse (one `BrnetError` naming `where`) an RLE whose runs do not cover exactly its H×W pixels."
+    size = seg.get('size') if isinstance(seg, dict) else None
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(type(v) is int and v >= 0 for v in size)):
+        raise BrnetError(f"{where}: an RLE's size must be [height, width], not {size!r}")
+    c = seg.get('counts')
+    if isinstance(c, (str, bytes)): runs = _rle_counts(c)
+    elif isinstance(c, list) and all(type(v) is int and 0 <= v < 2**32 for v in c): runs = np.array(c, np.int64)
+    else: runs = None
+    if runs is None: raise BrnetError(f"{where}: the RLE's counts are damaged (not COCO's run lengths, or cut short)")
+    (h, w), total = size, int(runs.sum())
+    if (runs < 0).any() or total != h*w:
+        raise BrnetError(f"{where}: the RLE's counts are damaged (their runs cover {total} pixels, a {h}x{w} mask has {h*w})")
+    return seg
+
 
 # %% ../nbs/03_coco.ipynb #9ce67873
 def _box_runs(box_masks:list, origins:list, Hs:np.ndarray)->tuple:

@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from .core import BrnetError, write_json
+from .coco import check_rle
 
 # %% auto #0
 __all__ = ['read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'evaluate', 'format_metrics']
@@ -41,6 +42,7 @@ def _to_rle(seg, h:int, w:int, where:str)->dict:
         raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
     if list(seg['size']) != [h, w]:
         raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
+    check_rle(seg, where)   # a damaged RLE can hang pycocotools
     if isinstance(seg['counts'], list): return maskUtils.frPyObjects(seg, h, w)
     return dict(size=[h, w], counts=seg['counts'])
 
@@ -98,15 +100,17 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
         if not isinstance(r, dict): raise BrnetError(f"{where}: is not a JSON object")
         if r.get('category_id') not in cats:
             raise BrnetError(f"{where}: category_id {r.get('category_id')!r} is not in the ground truth's categories {sorted(cats)}")
-        if not isinstance(r.get('score'), numbers.Real) or isinstance(r['score'], bool):
-            raise BrnetError(f"{where}: has no numeric 'score'")
+        if not isinstance(r.get('score'), numbers.Real) or isinstance(r['score'], bool) or not math.isfinite(r['score']):
+            raise BrnetError(f"{where}: has no numeric 'score' (got {str(r.get('score'))[:20]!r})")
         im = gt.imgs[r['image_id']]
         d = dict(id=k+1, image_id=im['id'], category_id=int(r['category_id']), score=float(r['score']), iscrowd=0)
         if r.get('segmentation') is not None:
             d['segmentation'] = _to_rle(r['segmentation'], im['height'], im['width'], where)
         elif iou_type == 'segm': raise BrnetError(f"{where}: has no 'segmentation' (mask evaluation needs one; try iou_type='bbox')")
         if r.get('bbox') is not None:
-            if len(r['bbox']) != 4: raise BrnetError(f"{where}: bbox must be [x, y, width, height]")
+            if not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and
+                    all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in r['bbox'])):
+                raise BrnetError(f"{where}: bbox must be [x, y, width, height] numbers, not {str(r['bbox'])[:40]}")
             d['bbox'], d['bbox_given'] = [float(v) for v in r['bbox']], True
         elif 'segmentation' in d: d['bbox'] = None  # filled in from the mask below
         else: raise BrnetError(f"{where}: has neither a 'segmentation' nor a 'bbox'")

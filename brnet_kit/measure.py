@@ -308,6 +308,7 @@ def plot_measurements(rows:list[dict], # rows from `measure_worms`
 def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
+    from brnet_kit.coco import check_rle
     if isinstance(data, dict) and 'annotations' in data:
         from brnet_kit.evaluate import read_gt
         gt = read_gt(data)
@@ -323,7 +324,11 @@ def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
         seg = r.get('segmentation') if isinstance(r, dict) else None
         if not isinstance(seg, dict) or 'size' not in seg or 'counts' not in seg:
             raise BrnetError(f"{src}: detection {i} has no run-length mask (a 'segmentation' with 'size' and 'counts')")
-        if float(r.get('score', 1.0)) < score_thr: continue
+        check_rle(seg, f"{src}: detection {i}")   # a damaged RLE crashes pycocotools' decode
+        score = r.get('score', 1.0)
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or score != score:
+            raise BrnetError(f"{src}: detection {i}: has no numeric 'score' (got {str(score)[:20]!r})")
+        if float(score) < score_thr: continue
         if isinstance(seg['counts'], list): seg = maskUtils.frPyObjects(seg, *seg['size'])
         k = count[r.get('image_id')] = count.get(r.get('image_id'), -1) + 1
         recs.append((dict(image_id=r.get('image_id'), worm=k, score=float(r.get('score', 1.0))), seg))
