@@ -13,7 +13,7 @@ import orjson
 from pycocotools import mask as mask_utils
 
 import brnet_kit
-from .core import BrnetError, atomic_open, atomic_write, progress
+from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs
 from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
 from .decompose import decompose, decompose_runs, _to_boxes
 
@@ -506,6 +506,9 @@ def _convert_chunk(chunk:tuple)->list:
         try: return f(*args)
         except BrnetError as e: recs[k]['error'] = str(e)
         except Exception as e: recs[k]['error'] = f"{paths[k]}: unexpected {type(e).__name__} while converting ({e})"
+    for k, p in enumerate(paths):   # names go into UTF-8 JSON: a name in another encoding is a bad file like any other
+        if not p.isprintable() or p != p.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'):
+            recs[k]['error'] = f"{p.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')!a}: the file name is not valid UTF-8 (or holds control characters): rename it"
     gc_was = gc.isenabled()
     gc.disable()   # a chunk makes thousands of small objects and no cycles: Python's cycle collector would only cost time
     try:
@@ -590,6 +593,8 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     if preview:
         best = max(enumerate(records), key=lambda t: (sum(a['overlap_area'] > 0 for a in t[1]['anns']), -t[0]))[1]
         summary['preview'] = str(save_preview(best, out, preview))
+    ours = [out/r['image']['file_name'] for r in records if r['image']['file_name'].startswith('images/')]
+    summary['removed'] = [str(p) for p in record_outputs(out, 'convert', [*paths.values(), *ours, *filter(None, [summary.get('preview')])])]
     _print_summary(summary)
     return summary
 
@@ -620,6 +625,7 @@ def _print_summary(s:dict):
           f"categories: {', '.join(s['categories']) or '-'}")
     for k, v in s['files'].items(): print(f"  wrote {v}")
     if s.get('preview'): print(f"  preview {s['preview']}")
+    if s.get('removed'): print(f"  removed {len(s['removed'])} file(s) the previous conversion into this folder wrote and this one did not")
     if s['skipped']:
         print(f"skipped {len(s['skipped'])} bad file{'s'*(len(s['skipped']) != 1)}:")
         for e in s['skipped']: print(f"  {e}")

@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #cc16b49a
 from __future__ import annotations
-import contextlib, json, os, random, tempfile
+import contextlib, json, os, random, stat, tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'progress', 'get_device', 'seed_everything', 'project_root',
-           'sample_dir', 'shared_data']
+__all__ = ['LIMITS', 'BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'limit', 'check_regular', 'read_limited',
+           'record_outputs', 'progress', 'get_device', 'seed_everything', 'project_root', 'sample_dir', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #f1a45ec7
 class BrnetError(Exception):
@@ -59,6 +59,66 @@ def write_json(path:str|Path, # the JSON file to write
     "Write `obj` as JSON to `path` atomically."
     # one `json.dumps` is ~3x faster than `json.dump`'s many small writes
     return atomic_write(path, json.dumps(obj, indent=indent))
+
+# %% ../nbs/00_core.ipynb #0e866407
+LIMITS = dict(json_bytes=('BRNET_MAX_JSON_BYTES', 2**28), image_pixels=('BRNET_MAX_IMAGE_PIXELS', 2**27))
+
+def limit(name:str, # a key of `LIMITS`: 'json_bytes' or 'image_pixels'
+         )->int:
+    "A size limit: its environment variable if set, else its default in `LIMITS`."
+    env, default = LIMITS[name]
+    v = os.environ.get(env, '').strip()
+    if not v: return default
+    try: return int(float(v))
+    except ValueError: raise BrnetError(f"${env} = {v!r} is not a number") from None
+
+_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+def check_regular(path:str|Path, # a file about to be opened (links are followed)
+                 )->os.stat_result:
+    "Refuse anything but a regular file (a FIFO blocks, a device never ends); a missing file raises `FileNotFoundError`."
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), 'not a plain file')
+        raise BrnetError(f"{path}: is {kind}, not a regular file: refused")
+    return st
+
+def read_limited(path:str|Path, # a JSON file (or any file that is read whole)
+                )->bytes:
+    "The bytes of a regular file no larger than `limit('json_bytes')`; anything else is one `BrnetError`."
+    st, cap = check_regular(path), limit('json_bytes')
+    size = lambda n: f"{n/2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
+    if st.st_size > cap:
+        raise BrnetError(f"{path}: {size(st.st_size)}, more than the {size(cap)} limit for a JSON file "
+                         f"(set BRNET_MAX_JSON_BYTES to raise it)")
+    with open(path, 'rb') as f: data = f.read(cap + 1)   # it may have grown since
+    if len(data) > cap: raise BrnetError(f"{path}: grew past the {size(cap)} limit for a JSON file while being read")
+    return data
+
+
+# %% ../nbs/00_core.ipynb #df9c349a
+def record_outputs(out_dir:str|Path, # the run's output folder
+                   command:str, # e.g. 'convert': the record is `brnet-convert.json`
+                   written:list, # the files this run wrote (those outside `out_dir` are ignored)
+                  )->list[Path]: # the stale files removed
+    "Record the files this run of `command` wrote in `out_dir`; remove those its previous run wrote and this one did not."
+    out = Path(out_dir).absolute()
+    rel = lambda p: Path(os.path.relpath(Path(p).absolute(), out)).as_posix()
+    new = sorted({r for r in map(rel, written) if not r.startswith('../')})
+    marker, old = out/f'brnet-{command}.json', []
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        old = [str(f) for f in json.loads(marker.read_text(encoding='utf-8')).get('files', [])]
+    removed = []
+    for f in sorted(set(old) - set(new)):
+        if f.startswith('../') or os.path.isabs(f) or not (out/f).is_file(): continue   # only our files, only inside
+        (out/f).unlink(); removed.append(out/f)
+        for parent in (out/f).parents:      # and the folders that leaves empty
+            if parent == out: break
+            with contextlib.suppress(OSError): parent.rmdir()
+    write_json(marker, dict(command=f'brnet {command}', files=new), indent=1)
+    return removed
+
 
 # %% ../nbs/00_core.ipynb #827c0aed
 def progress(iterable=None, # what to iterate over

@@ -267,7 +267,7 @@ def test_cli_options(folder, tmp_path):
     rc = quiet(cli.main, ['convert', str(folder), str(tmp_path/'o'), '--split', '0.5,0.5', '--polygons', '--copy-images',
                           '--workers', '2', '--preview', str(tmp_path/'o/preview.png'), '--seed', '3'])
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['annotations_train.json', 'annotations_val.json', 'images', 'preview.png']
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['annotations_train.json', 'annotations_val.json', 'brnet-convert.json', 'images', 'preview.png']
     assert sorted(str(p.relative_to(tmp_path/'o/images')) for p in (tmp_path/'o/images').rglob('*.png')) == ['a.png', 'b.png', 'sub/c.png']
     with Image.open(tmp_path/'o/preview.png') as im: assert im.size[0] >= 600
 
