@@ -13,7 +13,7 @@ import orjson
 from pycocotools import mask as mask_utils
 
 import brnet_kit
-from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs
+from .core import BrnetError, atomic_open, atomic_write, progress, read_limited, record_outputs
 from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
 from .decompose import decompose, decompose_runs, _to_boxes
 
@@ -436,9 +436,10 @@ def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or 
              )->list: # list of `CocoImage`, in image-id order
     "Read a COCO instance-segmentation file into per-image arrays for training."
     ann_file = Path(ann_file)
-    try: d = json.loads(ann_file.read_text(encoding='utf-8'))
+    try: d = json.loads(read_limited(ann_file))   # a regular file within the size limit
     except FileNotFoundError: raise BrnetError(f"{ann_file}: annotations file not found") from None
     except json.JSONDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON (not UTF-8 text: {e.reason})") from None
     if not isinstance(d, dict) or 'images' not in d or 'annotations' not in d:
         raise BrnetError(f"{ann_file}: not a COCO file (needs `images` and `annotations`)")
     by_img = {}

@@ -12,7 +12,7 @@ from pycocotools import mask as maskUtils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .core import BrnetError, write_json
+from .core import BrnetError, read_limited, write_json
 from .coco import check_rle
 
 # %% auto #0
@@ -25,7 +25,7 @@ def _quiet():
 
 def _read_json(path:Path, what:str):
     if not path.exists(): raise BrnetError(f"{path}: {what} file not found")
-    try: return json.loads(path.read_text(encoding='utf-8'))
+    try: return json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
 
 def _areas(rles:list)->np.ndarray:

@@ -13,7 +13,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from .core import BrnetError, atomic_open, progress
+from .core import BrnetError, atomic_open, progress, read_limited
 
 # %% auto #0
 __all__ = ['longest_path', 'centreline', 'measure_worm', 'measure_worms', 'format_measurements', 'write_measurements_csv',
@@ -345,7 +345,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     from pycocotools import mask as maskUtils
     path = Path(src)
     if not path.exists(): raise BrnetError(f"{path}: file not found")
-    try: data = json.loads(path.read_text(encoding='utf-8'))
+    try: data = json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
     recs = _worm_records(path, data, score_thr)
     with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword
