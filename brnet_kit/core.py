@@ -134,8 +134,13 @@ def get_device(device:str|None=None, # 'cpu', 'cuda', 'cuda:1', or None for the 
               ):
     "The torch device to use: `device` if given, else CUDA when available, else the CPU."
     import torch
-    if device: return torch.device(device)
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if not device: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise BrnetError(f"device {device!r}: not a device torch knows (try cpu, cuda or cuda:1)") from None
+    if d.type == 'cuda' and not torch.cuda.is_available(): raise BrnetError(f"device {device!r}: no CUDA GPU is available")
+    if d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count():
+        raise BrnetError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA GPU(s)")
+    return d
 
 def seed_everything(seed:int, # one seed for Python, NumPy and torch
                    )->None:

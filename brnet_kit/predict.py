@@ -318,6 +318,7 @@ def predict(checkpoint:str|Path, # a checkpoint written by `brnet train` (in Pyt
             bar.update(min(b0 + batch_size, len(paths)) - b0)
     finally: bar.close()
     n_done = len(paths) - len(skipped)
+    if not n_done: raise BrnetError(f"{images}: none of the {len(paths)} image(s) could be read; first: {skipped[0][1]}")
     res_path = write_json(out_dir/'results.json', results)
     img_path = write_json(out_dir/'images.json', dict(images=img_list, categories=[dict(id=k, name=v) for k, v in sorted(names.items())]), indent=1)
     summary = dict(results=res_path, images=img_path, labelme=written['labelme'], overlays=written['overlays'],
