@@ -131,7 +131,8 @@ def main(argv:list[str]|None=None, # command-line arguments; default `sys.argv[1
         return 130
     except BrokenPipeError: return _reader_gone()
     except OSError as e:    # what the system refused (a full disk, permissions) where no check named it first
-        say(f"error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}"); return 2
+        why = 'is a file where a folder is needed' if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e
+        say(f"error: {f'{e.filename}: ' if e.filename else ''}{why}"); return 2
     except MemoryError: say("error: out of memory (try smaller images, a smaller batch_size or a smaller preset)"); return 2
     skipped = result.get('skipped') if isinstance(result, dict) else None
     if skipped: say(f"skipped {len(skipped)} input(s), listed above; the rest is done (exit status 1)")

@@ -289,6 +289,8 @@ class _Run:
             top = max((int(ci.labels.max()) for ci in (ds.images if ds else []) if len(ci.labels)), default=0)
             if top >= p.num_classes:
                 raise BrnetError(f"{ds.ann_file}: category id {top} needs num_classes > {top}, preset '{p.name}' has {p.num_classes}")
+        if not any((~np.asarray(ci.iscrowd, bool)).any() for ci in self.train_ds.images):
+            raise BrnetError(f"{train_ann}: no image has an annotated worm: nothing to learn from")
         self.sampler = torch.utils.data.DistributedSampler(self.train_ds, num_replicas=world, rank=rank, shuffle=True,
                                                            seed=self.seed, drop_last=True)
         self.per_epoch = len(self.sampler)//self.bs
