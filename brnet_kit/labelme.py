@@ -352,7 +352,9 @@ def _draw_shape(draw:ImageDraw.ImageDraw, s:Shape, W:int, H:int, line_width:int=
     if st == 'circle':
         (cx, cy), (px, py) = xy
         d = math.sqrt((cx - px)**2 + (cy - py)**2)
-        draw.ellipse(((cx - d, cy - d), (cx + d, cy + d)), outline=1, fill=1)
+        if d > max(math.hypot(cx - x, cy - y) for x in (0, W) for y in (0, H)) + 2:   # it covers the image: Pillow
+            draw.rectangle(((0, 0), (W - 1, H - 1)), fill=1)                          # would take seconds, or draw nothing
+        else: draw.ellipse(((cx - d, cy - d), (cx + d, cy + d)), outline=1, fill=1)
         lo, hi, m = (cx - d, cy - d), (cx + d, cy + d), 2
     elif st == 'rectangle':
         (x0, y0), (x1, y1) = xy
