@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['LIMITS', 'BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'limit', 'check_regular', 'read_limited',
-           'record_outputs', 'progress', 'get_device', 'seed_everything', 'project_root', 'sample_dir', 'shared_data']
+           'check_checkpoint_file', 'record_outputs', 'progress', 'get_device', 'seed_everything', 'project_root',
+           'sample_dir', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #f1a45ec7
 class BrnetError(Exception):
@@ -95,6 +96,14 @@ def read_limited(path:str|Path, # a JSON file (or any file that is read whole)
     with open(path, 'rb') as f: data = f.read(cap + 1)   # it may have grown since
     if len(data) > cap: raise BrnetError(f"{path}: grew past the {size(cap)} limit for a JSON file while being read")
     return data
+
+def check_checkpoint_file(path:str|Path, # a file about to be given to `torch.load`
+                         )->Path:
+    "Refuse, in words, a file that does not start as PyTorch checkpoints do (a zip archive, or an old-style pickle)."
+    check_regular(path)
+    with open(path, 'rb') as f: head = f.read(4)
+    if not (head == b'PK\x03\x04' or head[:1] == b'\x80'): raise BrnetError(f"{path}: not a PyTorch checkpoint (it does not start like one)")
+    return Path(path)
 
 
 # %% ../nbs/00_core.ipynb #df9c349a

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .core import BrnetError, atomic_write, check_regular, get_device, progress, read_limited, record_outputs, write_json
+from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, progress, read_limited, record_outputs, write_json
 from .coco import mask_to_rle
 from .data import image_to_tensor
 from .labelme import masks_to_shapes, read_image, write_labelme
@@ -226,12 +226,6 @@ def _trained_intensity(checkpoint:Path)->str|None:
     v = cfg.get('intensity') if isinstance(cfg, dict) else None
     return v if v in ('auto', 'dtype', 'range') else None
 
-def _check_checkpoint_file(path:Path):
-    "Refuse a file that does not start as PyTorch checkpoints do (a zip archive, or an old-style pickle)."
-    check_regular(path)
-    with open(path, 'rb') as f: head = f.read(4)
-    if not (head == b'PK\x03\x04' or head[:1] == b'\x80'): raise BrnetError(f"{path}: not a PyTorch checkpoint (it does not start like one)")
-
 def _finite(a:np.ndarray, path)->tuple[np.ndarray, str|None]:
     "A float image's non-finite pixels (NaN, ±inf) set to the median of the others, and a note saying so (None if none)."
     bad = ~np.isfinite(a) if a.dtype.kind == 'f' else None
@@ -280,7 +274,7 @@ def predict(checkpoint:str|Path, # a checkpoint written by `brnet train` (in Pyt
     paths = find_images(images)
     if isinstance(checkpoint, torch.nn.Module): model = checkpoint
     else:
-        _check_checkpoint_file(Path(checkpoint))
+        check_checkpoint_file(checkpoint)   # random bytes: said so, not 'objects a safe load refuses'
         model = load_model(checkpoint, device=get_device(device))
         intensity = intensity or _trained_intensity(Path(checkpoint))
     intensity = intensity or 'auto'

@@ -77,7 +77,7 @@ def _make_tiny_checkpoint(path):
 def world(tmp_path_factory):
     "The corpus: good and hostile LabelMe folders, COCO and results files, checkpoints, images."
     import importlib   # imported once here, not in every child (torch alone takes seconds); nothing here runs torch
-    for m in ('coco', 'evaluate', 'measure', 'train', 'predict', 'synth', 'bbbc010', 'cli'): importlib.import_module(f'brnet_kit.{m}')
+    for m in ('coco', 'evaluate', 'measure', 'train', 'predict', 'explain', 'synth', 'bbbc010', 'cli'): importlib.import_module(f'brnet_kit.{m}')
     w = tmp_path_factory.mktemp('world')
     def folder(name, *files):
         d = w/name; d.mkdir()
@@ -174,6 +174,9 @@ CASES = [
     ('predict-batch-0', ['predict', '{w}/tiny.pt', '{w}/good', '{w}/p4', '--batch-size', '0'], 2, ['batch_size must be at least 1']),
     ('predict-nothing-readable', ['predict', '{w}/tiny.pt', '{w}/unreadable', '{w}/p5', '--device', 'cpu'], 2, ['x.png', 'could be read']),
     ('predict-out-is-file', ['predict', '{w}/tiny.pt', '{w}/good', '{w}/a_file', '--device', 'cpu'], 2, ['a_file', 'is a file']),
+    ('explain-junk-checkpoint', ['explain', '{w}/junk.pt', '{w}/good/a.png', '--out', '{w}/e1.png'], 2, ['junk.pt', 'not a PyTorch checkpoint']),
+    ('explain-no-image', ['explain', '{w}/tiny.pt', '{w}/none.png', '--out', '{w}/e2.png', '--method', 'uam'], 2, ['none.png']),
+    ('explain-fifo-image', ['explain', '{w}/tiny.pt', '{w}/fifo/pipe.json', '--out', '{w}/e3.png'], 2, ['pipe.json', 'FIFO']),
     ('import-bbbc010-no-folder', ['import-bbbc010', '{w}/nowhere', '{w}/b1'], 2, ['nowhere', 'not a folder']),
     ('synth-n-0', ['synth', '{w}/s1', '--n', '0'], 2, ['--n must be at least 1']),
 ]
