@@ -88,6 +88,10 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
     "Predict the worms of several images in one forward pass."
     xs = [image_to_tensor(im, intensity) for im in images]
     if not xs: return []
+    for im, x in zip(images, xs):   # one NaN pixel makes every score NaN: no worm, and no word of why
+        if not torch.isfinite(x).all():
+            raise BrnetError(f"{im if isinstance(im, (str, Path)) else 'an image'}: has pixels that are not numbers (NaN or infinite); "
+                             f"set them first (`predict` uses the image's median)")
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
