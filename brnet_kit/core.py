@@ -22,7 +22,7 @@ class BrnetError(Exception):
 # %% ../nbs/00_core.ipynb #675f64f6
 def _file_mode(path:Path)->int:
     "The mode a plain `open(path, 'w')` gives: the old file's if there is one, else 0666 less the umask."
-    with contextlib.suppress(OSError): return path.stat().st_mode & 0o7777
+    with contextlib.suppress(OSError): return path.stat().st_mode & 0o777
     mask = os.umask(0o22); os.umask(mask)    # the only portable way to read the umask
     return 0o666 & ~mask
 
@@ -118,9 +118,9 @@ def record_outputs(out_dir:str|Path, # the run's output folder
     marker, old = out/f'brnet-{command}.json', []
     with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
         old = [str(f) for f in json.loads(marker.read_text(encoding='utf-8')).get('files', [])]
-    removed = []
-    for f in sorted(set(old) - set(new)):
-        if f.startswith('../') or os.path.isabs(f) or not (out/f).is_file(): continue   # only our files, only inside
+    removed, inside = [], os.path.realpath(out) + os.sep
+    for f in sorted(set(old) - set(new)):   # only files, only inside `out_dir` (whatever the record says, links too)
+        if not os.path.realpath(out/f).startswith(inside) or not (out/f).is_file(): continue
         (out/f).unlink(); removed.append(out/f)
         for parent in (out/f).parents:      # and the folders that leaves empty
             if parent == out: break
