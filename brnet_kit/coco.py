@@ -248,8 +248,9 @@ def read_labels(path:str|Path, # a labels.txt, one class name per line
                )->list[str]:
     "Class names from a labels.txt, in order, without `__ignore__` and `_background_`."
     path = Path(path)
-    if not path.is_file(): raise BrnetError(f"{path}: labels file not found")
-    names = [l.strip() for l in path.read_text(encoding='utf-8').splitlines()]
+    if not path.exists(): raise BrnetError(f"{path}: labels file not found")
+    try: names = [l.strip() for l in read_limited(path).decode('utf-8').splitlines()]
+    except UnicodeDecodeError: raise BrnetError(f"{path}: the labels file is not UTF-8 text") from None
     names = [n for n in names if n and n not in (IGNORE, BACKGROUND)]
     if len(set(names)) != len(names): raise BrnetError(f"{path}: a label is listed twice")
     if not names: raise BrnetError(f"{path}: no class names in the labels file")
@@ -271,8 +272,8 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if isinstance(split, dict): return {str(k): list(v) for k, v in split.items()}
     s = str(split)
     if s.endswith('.json') or Path(s).is_file():
-        try: d = json.loads(Path(s).read_text(encoding='utf-8'))
-        except (OSError, json.JSONDecodeError) as e: raise BrnetError(f"{s}: cannot read the split file ({e})") from None
+        try: d = json.loads(read_limited(s))   # a regular file (a FIFO would block) within the size limit
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{s}: cannot read the split file ({e})") from None
         if not isinstance(d, dict) or not all(isinstance(v, list) for v in d.values()):
             raise BrnetError(f"{s}: a split file maps each split name to a list of file names")
         return {str(k): list(v) for k, v in d.items()}
@@ -432,6 +433,30 @@ class CocoImage:
         "The image's pixels (grey or RGB, 8 or 16 bit)."
         return read_image(self.path)
 
+def _check_coco(d:dict, src):
+    "What `load_coco` and training rely on, checked with one error naming the image or annotation: ids, sizes, boxes, masks."
+    pos = lambda v: type(v) is int and v > 0
+    if not isinstance(d['images'], list) or not isinstance(d['annotations'], list): raise BrnetError(f"{src}: `images` and `annotations` must be lists")
+    ids = set()
+    for k, im in enumerate(d['images']):
+        if not (isinstance(im, dict) and isinstance(im.get('file_name'), str) and pos(im.get('height')) and pos(im.get('width'))
+                and type(im.get('id')) is int):
+            raise BrnetError(f"{src}: image #{k + 1} needs an integer id, a file_name and positive integer height and width")
+        ids.add(im['id'])
+    for k, a in enumerate(d['annotations']):
+        where = f"{src}: annotation {a.get('id', f'#{k + 1}') if isinstance(a, dict) else f'#{k + 1}'}"
+        if not isinstance(a, dict) or a.get('image_id') not in ids or type(a.get('id')) is not int or type(a.get('category_id')) is not int:
+            raise BrnetError(f"{where}: needs an integer id and category_id, and the image_id of one of the images")
+        box = a.get('bbox')
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise BrnetError(f"{where}: bbox must be [x, y, width, height] numbers")
+        for key in ('segmentation', 'overlap', 'non_overlap'):
+            seg = a.get(key)
+            if seg is None and key != 'segmentation': continue
+            if isinstance(seg, dict): check_rle(seg, f"{where} ({key})" if key != 'segmentation' else where)
+            elif not (isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg)):
+                raise BrnetError(f"{where}: {key} must be polygons or a run-length mask")
+
 def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or `write_dataset` (or any COCO file)
              )->list: # list of `CocoImage`, in image-id order
     "Read a COCO instance-segmentation file into per-image arrays for training."
@@ -442,6 +467,7 @@ def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or 
     except UnicodeDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON (not UTF-8 text: {e.reason})") from None
     if not isinstance(d, dict) or 'images' not in d or 'annotations' not in d:
         raise BrnetError(f"{ann_file}: not a COCO file (needs `images` and `annotations`)")
+    _check_coco(d, ann_file)
     by_img = {}
     for a in d['annotations']: by_img.setdefault(a['image_id'], []).append(a)
     root = ann_file.resolve().parent

@@ -58,10 +58,12 @@ def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert`
     if not gt['images']: raise BrnetError(f"{src}: has no images")
     imgs = {}
     for im in gt['images']:
-        if not all(k in im for k in ('id', 'height', 'width')): raise BrnetError(f"{src}: image entry {im} lacks id, height or width")
+        if not (isinstance(im, dict) and 'id' in im and all(type(im.get(k)) is int and im[k] > 0 for k in ('height', 'width'))):
+            raise BrnetError(f"{src}: image entry {str(im)[:80]} needs an id and positive integer height and width")
         imgs[im['id']] = im
     anns = []
     for k, a in enumerate(gt['annotations'], start=1):
+        if not isinstance(a, dict): raise BrnetError(f"{src}: annotation #{k} is not a JSON object")
         where = f"{src}: annotation {a.get('id', k)}"
         if a.get('image_id') not in imgs: raise BrnetError(f"{where}: unknown image_id {a.get('image_id')!r}")
         if 'segmentation' not in a: raise BrnetError(f"{where}: has no segmentation")

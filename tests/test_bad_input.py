@@ -110,6 +110,10 @@ def world(tmp_path_factory):
     (w/'res_box.json').write_text(json.dumps(box))
     gcut = json.loads(gt.read_text()); gcut['annotations'][0]['segmentation']['counts'] += '7'
     (w/'gt_cut.json').write_text(json.dumps(gcut))
+    ints = json.loads(gt.read_text()); ints['annotations'] = [1, 2]
+    (w/'coco'/'gt_ints.json').write_text(json.dumps(ints))
+    text_size = json.loads(gt.read_text()); text_size['images'][0]['height'] = '40'
+    (w/'coco'/'gt_text_size.json').write_text(json.dumps(text_size))
     empty = json.loads(gt.read_text()); empty['annotations'] = []
     (w/'coco'/'gt_empty.json').write_text(json.dumps(empty))
     os.mkfifo(w/'res_pipe.json')
@@ -146,6 +150,7 @@ CASES = [
     ('convert-junk-image', ['convert', '{w}/junkimg', '{w}/o6'], 2, ['j.png', 'cannot identify image file']),
     ('convert-some-bad', ['convert', '{w}/mixed', '{w}/o7'], 1, ['skipped 1 input']),
     ('convert-out-is-file', ['convert', '{w}/good', '{w}/a_file'], 2, ['a_file', 'is a file']),
+    ('convert-fifo-split', ['convert', '{w}/good', '{w}/o9', '--split', '{w}/fifo/pipe.json'], 2, ['pipe.json', 'FIFO']),
     ('convert-bad-split', ['convert', '{w}/good', '{w}/o8', '--split', 'lots'], 2, ["--split 'lots'"]),
     ('evaluate-no-gt', ['evaluate', '{w}/none.json', '{w}/res.json'], 2, ['none.json', 'not found']),
     ('evaluate-cut-rle', ['evaluate', '{w}/coco/annotations.json', '{w}/res_cut.json'], 2, ['res_cut.json: detection 1', 'damaged']),
@@ -153,10 +158,14 @@ CASES = [
     ('evaluate-cut-gt', ['evaluate', '{w}/gt_cut.json', '{w}/res.json'], 2, ['gt_cut.json: annotation', 'damaged']),
     ('evaluate-word-score', ['evaluate', '{w}/coco/annotations.json', '{w}/res_words.json'], 2, ['detection 0', "numeric 'score'"]),
     ('evaluate-word-box', ['evaluate', '{w}/coco/annotations.json', '{w}/res_box.json'], 2, ['detection 0', 'bbox']),
+    ('evaluate-gt-not-objects', ['evaluate', '{w}/coco/gt_ints.json', '{w}/res.json'], 2, ['gt_ints.json: annotation #1', 'not a JSON object']),
+    ('evaluate-gt-text-size', ['evaluate', '{w}/coco/gt_text_size.json', '{w}/res.json'], 2, ['gt_text_size.json: image entry', 'integer height']),
+    ('evaluate-out-under-file', ['evaluate', '{w}/coco/annotations.json', '{w}/res.json', '--out', '{w}/a_file/m.json'], 2, ['a_file/m.json', 'cannot write']),
     ('evaluate-fifo', ['evaluate', '{w}/coco/annotations.json', '{w}/res_pipe.json'], 2, ['res_pipe.json', 'FIFO']),
     ('evaluate-not-json', ['evaluate', '{w}/coco/annotations.json', '{w}/notjson.json'], 2, ['notjson.json', 'JSON']),
     ('measure-cut-rle', ['measure', '{w}/res_cut.json'], 2, ['res_cut.json: detection 1', 'damaged']),
     ('measure-word-score', ['measure', '{w}/res_words.json'], 2, ['res_words.json: detection 0', "numeric 'score'"]),
+    ('measure-plot-under-file', ['measure', '{w}/res.json', '--plot', '{w}/a_file/m.png'], 2, ['a_file', 'is a file']),
     ('train-steps-0', ['train', '{w}/coco/annotations.json', '{w}/t1', '--steps', '0'], 2, ['steps must be at least 1']),
     ('train-steps-negative', ['train', '{w}/coco/annotations.json', '{w}/t2', '--steps', '-5'], 2, ['steps must be at least 1']),
     ('train-lr-0', ['train', '{w}/coco/annotations.json', '{w}/t3', '--options', 'lr=0'], 2, ['lr must be a positive number']),
@@ -168,6 +177,8 @@ CASES = [
     ('train-cut-resume', ['train', '{w}/coco/annotations.json', '{w}/badrun', '--resume'], 2, ['last.pt', 'truncated or damaged']),
     ('train-unknown-device', ['train', '{w}/coco/annotations.json', '{w}/t6', '--device', 'gpu0'], 2, ["device 'gpu0'"]),
     ('train-no-annotations', ['train', '{w}/coco/gt_empty.json', '{w}/t7', '--steps', '1', '--device', 'cpu'], 2, ['gt_empty.json']),
+    ('train-gt-not-objects', ['train', '{w}/coco/gt_ints.json', '{w}/t8', '--steps', '1'], 2, ['gt_ints.json: annotation #1']),
+    ('train-gt-text-size', ['train', '{w}/coco/gt_text_size.json', '{w}/t9', '--steps', '1'], 2, ['gt_text_size.json: image #1', 'integer height']),
     ('predict-junk-checkpoint', ['predict', '{w}/junk.pt', '{w}/good', '{w}/p1'], 2, ['junk.pt', 'not a PyTorch checkpoint']),
     ('predict-no-images', ['predict', '{w}/tiny.pt', '{w}/fifo', '{w}/p2'], 2, ['fifo', 'no images']),
     ('predict-unknown-device', ['predict', '{w}/tiny.pt', '{w}/good', '{w}/p3', '--device', 'tpu'], 2, ["device 'tpu'"]),
