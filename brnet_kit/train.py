@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .core import BrnetError, atomic_open, atomic_write, get_device, progress, seed_everything, write_json
+from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, get_device, progress, seed_everything, write_json
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
 from .model import build_model, save_model, load_model
@@ -241,11 +241,10 @@ def _check_numbers(p:Preset|None, **counts):
 
 def _load_checkpoint(path:Path, what:str)->dict:
     "torch.load a checkpoint safely; anything unreadable is one line (never torch's advice to drop `weights_only`)."
+    check_checkpoint_file(path)   # random bytes: said so
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        with open(path, 'rb') as f: zipped = f.read(4) == b'PK\x03\x04'
-        why = ('holds objects other than weights, which a safe load refuses' if zipped and 'weights_only' in str(e) else
-               'is truncated or damaged' if zipped else 'is not a PyTorch checkpoint')
+        why = 'holds objects other than weights, which a safe load refuses' if 'weights_only' in str(e) else 'is truncated or damaged'
         raise BrnetError(f"{path}: cannot be read as {what}: it {why}") from None
     if not isinstance(ck, dict): raise BrnetError(f"{path}: not a brnet-kit checkpoint (not a dict of weights)")
     return ck
