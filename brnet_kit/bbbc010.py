@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .core import BrnetError, atomic_open, atomic_write, progress, write_json
+from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
 from .labelme import write_labelme
 from .synth import png_bytes, worm_shapes, synth_image
@@ -248,7 +248,7 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
     if not jobs: raise BrnetError(f"{src}: no well has both masks and a {channel} image")
     parts = split_wells(split, sorted({w.well for w, _ in jobs}), seed)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    items, meta = [], []
+    items, meta, lm = [], [], []
     for w, code in progress(jobs, desc='bbbc010', unit='image'):
         img, comp = read_tiff(w.images[code])
         try: masks = read_masks(w.masks, img.shape)
@@ -266,7 +266,7 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
             stem = f'{w.well}_{names[code]}'
             atomic_write(out/'labelme'/f'{stem}.png', png_bytes(to_8bit(img)))
             shapes = [s for k, m in enumerate(masks) for s in worm_shapes(m, None, k + 1)]
-            write_labelme(out/'labelme'/f'{stem}.json', shapes, f'{stem}.png', img.shape[0], img.shape[1])
+            lm += [out/'labelme'/f'{stem}.png', write_labelme(out/'labelme'/f'{stem}.json', shapes, f'{stem}.png', img.shape[0], img.shape[1])]
     if not items: raise BrnetError(f"{src}: nothing imported; first problem: {skipped[0] if skipped else '?'}")
     sp = None if parts is None else {k: [m['file_name'] for m in meta if m['well'] in set(v)] for k, v in parts.items()}
     files = write_dataset(out, items, ['worm'], split=sp)
@@ -274,13 +274,15 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
         source='BBBC010 (C. elegans infection live/dead image set version 1, Ausubel; Ljosa et al., Nature Methods 2012)',
         channel=channel, scaling='16-bit PNGs hold the TIFF values unchanged; model input = (v - min)/(max - min) per image',
         split=parts, images=meta, skipped=skipped), indent=1)
+    removed = record_outputs(out, 'import-bbbc010', [*files.values(), out/'bbbc010.json', *(out/m['file_name'] for m in meta), *lm])
     n_worms = sum(m['worms'] for m in meta)
     summary = dict(images=len(meta), wells=len({m['well'] for m in meta}), worms=n_worms,
                    crossing=sum(m['crossing'] for m in meta)/max(n_worms, 1), skipped=skipped,
-                   files={k: str(v) for k, v in files.items()})
+                   files={k: str(v) for k, v in files.items()}, removed=[str(p) for p in removed])
     if not quiet:
         print(f"imported {summary['images']} {channel} images of {summary['wells']} wells ({n_worms} worms, "
               f"{summary['crossing']:.0%} crossing another) to {out}")
         for k, v in files.items(): print(f'  wrote {v}')
+        if removed: print(f'  removed {len(removed)} file(s) of the previous import into {out} that this one did not write')
         if skipped: print(f'skipped {len(skipped)}:\n  ' + '\n  '.join(skipped))
     return summary

@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_cli.ipynb #6d824573
 from __future__ import annotations
-import argparse, importlib, inspect, sys, typing
+import argparse, importlib, inspect, os, sys, typing
 from pathlib import Path
 
 from fastcore.docments import docments
@@ -125,7 +125,7 @@ def build_parser(argv:list[str]|None=None, # the arguments: only the chosen subc
 
 def main(argv:list[str]|None=None, # command-line arguments; default `sys.argv[1:]`
         )->int:
-    "Run the `brnet` command; bad input is reported as one line on stderr with exit status 2."
+    "Run the `brnet` command. Exit status: 0 all done, 1 done but inputs skipped, 2 bad usage or input (one line on stderr)."
     argv = _legacy(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(argv)
     try: args = vars(parser.parse_args(argv))
@@ -134,11 +134,23 @@ def main(argv:list[str]|None=None, # command-line arguments; default `sys.argv[1
     if func is None:
         (group or parser).print_help()
         return 0 if not argv else 2
-    try: func(**args)
-    except BrnetError as e:
-        print(f"{parser.prog} {argv[0]}: error: {e}", file=sys.stderr)
-        return 2
+    say = lambda msg: print(f"{parser.prog} {argv[0]}: {msg}", file=sys.stderr)
+    try: result = func(**args)
+    except BrnetError as e: say(f"error: {e}"); return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    except BrokenPipeError: return _reader_gone()
+    except OSError as e:    # what the system refused (a full disk, permissions) where no check named it first
+        why = 'is a file where a folder is needed' if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e
+        say(f"error: {f'{e.filename}: ' if e.filename else ''}{why}"); return 2
+    except MemoryError: say("error: out of memory (try smaller images, a smaller batch_size or a smaller preset)"); return 2
+    skipped = result.get('skipped') if isinstance(result, dict) else None
+    if skipped: say(f"skipped {len(skipped)} input(s), listed above; the rest is done (exit status 1)")
+    return 1 if skipped else 0
+
+def _reader_gone()->int:
+    "`brnet evaluate ... | head`: the reader has gone. Say nothing more (stdout goes nowhere), exit as a shell does (141)."
+    try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError): pass    # not a real file (a notebook's captured output)
+    return 141

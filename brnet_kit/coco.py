@@ -13,13 +13,14 @@ import orjson
 from pycocotools import mask as mask_utils
 
 import brnet_kit
-from .core import BrnetError, atomic_open, atomic_write, progress
+from .core import BrnetError, atomic_open, atomic_write, progress, read_limited, record_outputs
 from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
 from .decompose import decompose, decompose_runs, _to_boxes
 
 # %% auto #0
-__all__ = ['mask_to_rle', 'rle_to_mask', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels', 'parse_split',
-           'split_names', 'write_dataset', 'CocoImage', 'load_coco', 'dataset_stats', 'convert', 'save_preview']
+__all__ = ['mask_to_rle', 'rle_to_mask', 'check_rle', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels',
+           'parse_split', 'split_names', 'write_dataset', 'CocoImage', 'load_coco', 'dataset_stats', 'convert',
+           'save_preview']
 
 # %% ../nbs/03_coco.ipynb #033c110d
 def mask_to_rle(mask:np.ndarray, # (H, W) bool mask
@@ -37,6 +38,42 @@ def rle_to_mask(rle:dict, # compressed or uncompressed RLE, or {'size':..., 'cou
     if isinstance(r['counts'], list): r = mask_utils.frPyObjects(r, *r['size'])
     elif isinstance(r['counts'], str): r['counts'] = r['counts'].encode('ascii')
     return mask_utils.decode(r).astype(bool)
+
+# %% ../nbs/03_coco.ipynb #916ebbab
+def _rle_counts(counts:str|bytes)->np.ndarray|None:
+    "The run lengths in COCO's compressed counts text, decoded as pycocotools' `rleFrString` does; None if malformed."
+    try: b = np.frombuffer(counts if isinstance(counts, bytes) else counts.encode('ascii'), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError: return None
+    if not len(b): return b
+    if b.min() < 0 or b.max() > 63 or b[-1] & 0x20: return None      # a character outside '0'..'o', or cut mid-number
+    end = np.flatnonzero((b & 0x20) == 0)                              # the last character of each number
+    first = np.r_[0, end[:-1] + 1]
+    if (end - first).max() > 7: return None                            # longer than any 32-bit count
+    num = np.repeat(np.arange(len(end)), end - first + 1)
+    k = np.arange(len(b)) - first[num]                                 # 5-bit groups, least significant first
+    x = np.bincount(num, weights=(b & 0x1f) << 5*k, minlength=len(end)).astype(np.int64)
+    neg = (b[end] & 0x10) > 0                                          # a sign bit: the number is x - 2**(5 * its length)
+    x[neg] -= 1 << 5*(end - first + 1)[neg]
+    x[1::2] = np.cumsum(x[1::2]); x[2::2] = np.cumsum(x[2::2])         # from the 4th on: the difference to the count two before
+    return x
+
+def check_rle(seg:dict, # an RLE: {'size': [H, W], 'counts': text, bytes or a list of run lengths}
+              where:str='RLE', # what to call it in an error, e.g. 'results.json: detection 3'
+             )->dict: # `seg` itself
+    "Refuse (one `BrnetError` naming `where`) an RLE whose runs do not cover exactly its H×W pixels."
+    size = seg.get('size') if isinstance(seg, dict) else None
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(type(v) is int and v >= 0 for v in size)):
+        raise BrnetError(f"{where}: an RLE's size must be [height, width], not {size!r}")
+    c = seg.get('counts')
+    if isinstance(c, (str, bytes)): runs = _rle_counts(c)
+    elif isinstance(c, list) and all(type(v) is int and 0 <= v < 2**32 for v in c): runs = np.array(c, np.int64)
+    else: runs = None
+    if runs is None: raise BrnetError(f"{where}: the RLE's counts are damaged (not COCO's run lengths, or cut short)")
+    (h, w), total = size, int(runs.sum())
+    if (runs < 0).any() or total != h*w:
+        raise BrnetError(f"{where}: the RLE's counts are damaged (their runs cover {total} pixels, a {h}x{w} mask has {h*w})")
+    return seg
+
 
 # %% ../nbs/03_coco.ipynb #9ce67873
 def _box_runs(box_masks:list, origins:list, Hs:np.ndarray)->tuple:
@@ -211,8 +248,9 @@ def read_labels(path:str|Path, # a labels.txt, one class name per line
                )->list[str]:
     "Class names from a labels.txt, in order, without `__ignore__` and `_background_`."
     path = Path(path)
-    if not path.is_file(): raise BrnetError(f"{path}: labels file not found")
-    names = [l.strip() for l in path.read_text(encoding='utf-8').splitlines()]
+    if not path.exists(): raise BrnetError(f"{path}: labels file not found")
+    try: names = [l.strip() for l in read_limited(path).decode('utf-8').splitlines()]
+    except UnicodeDecodeError: raise BrnetError(f"{path}: the labels file is not UTF-8 text") from None
     names = [n for n in names if n and n not in (IGNORE, BACKGROUND)]
     if len(set(names)) != len(names): raise BrnetError(f"{path}: a label is listed twice")
     if not names: raise BrnetError(f"{path}: no class names in the labels file")
@@ -234,8 +272,8 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if isinstance(split, dict): return {str(k): list(v) for k, v in split.items()}
     s = str(split)
     if s.endswith('.json') or Path(s).is_file():
-        try: d = json.loads(Path(s).read_text(encoding='utf-8'))
-        except (OSError, json.JSONDecodeError) as e: raise BrnetError(f"{s}: cannot read the split file ({e})") from None
+        try: d = json.loads(read_limited(s))   # a regular file (a FIFO would block) within the size limit
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{s}: cannot read the split file ({e})") from None
         if not isinstance(d, dict) or not all(isinstance(v, list) for v in d.values()):
             raise BrnetError(f"{s}: a split file maps each split name to a list of file names")
         return {str(k): list(v) for k, v in d.items()}
@@ -406,15 +444,41 @@ class CocoImage:
         "The image's pixels (grey or RGB, 8 or 16 bit)."
         return read_image(self.path)
 
+def _check_coco(d:dict, src):
+    "What `load_coco` and training rely on, checked with one error naming the image or annotation: ids, sizes, boxes, masks."
+    pos = lambda v: type(v) is int and v > 0
+    if not isinstance(d['images'], list) or not isinstance(d['annotations'], list): raise BrnetError(f"{src}: `images` and `annotations` must be lists")
+    ids = set()
+    for k, im in enumerate(d['images']):
+        if not (isinstance(im, dict) and isinstance(im.get('file_name'), str) and pos(im.get('height')) and pos(im.get('width'))
+                and type(im.get('id')) is int):
+            raise BrnetError(f"{src}: image #{k + 1} needs an integer id, a file_name and positive integer height and width")
+        ids.add(im['id'])
+    for k, a in enumerate(d['annotations']):
+        where = f"{src}: annotation {a.get('id', f'#{k + 1}') if isinstance(a, dict) else f'#{k + 1}'}"
+        if not isinstance(a, dict) or a.get('image_id') not in ids or type(a.get('id')) is not int or type(a.get('category_id')) is not int:
+            raise BrnetError(f"{where}: needs an integer id and category_id, and the image_id of one of the images")
+        box = a.get('bbox')
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise BrnetError(f"{where}: bbox must be [x, y, width, height] numbers")
+        for key in ('segmentation', 'overlap', 'non_overlap'):
+            seg = a.get(key)
+            if seg is None and key != 'segmentation': continue
+            if isinstance(seg, dict): check_rle(seg, f"{where} ({key})" if key != 'segmentation' else where)
+            elif not (isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg)):
+                raise BrnetError(f"{where}: {key} must be polygons or a run-length mask")
+
 def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or `write_dataset` (or any COCO file)
              )->list: # list of `CocoImage`, in image-id order
     "Read a COCO instance-segmentation file into per-image arrays for training."
     ann_file = Path(ann_file)
-    try: d = json.loads(ann_file.read_text(encoding='utf-8'))
+    try: d = json.loads(read_limited(ann_file))   # a regular file within the size limit
     except FileNotFoundError: raise BrnetError(f"{ann_file}: annotations file not found") from None
     except json.JSONDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON (not UTF-8 text: {e.reason})") from None
     if not isinstance(d, dict) or 'images' not in d or 'annotations' not in d:
         raise BrnetError(f"{ann_file}: not a COCO file (needs `images` and `annotations`)")
+    _check_coco(d, ann_file)
     by_img = {}
     for a in d['annotations']: by_img.setdefault(a['image_id'], []).append(a)
     root = ann_file.resolve().parent
@@ -481,6 +545,9 @@ def _convert_chunk(chunk:tuple)->list:
         try: return f(*args)
         except BrnetError as e: recs[k]['error'] = str(e)
         except Exception as e: recs[k]['error'] = f"{paths[k]}: unexpected {type(e).__name__} while converting ({e})"
+    for k, p in enumerate(paths):   # names go into UTF-8 JSON: a name in another encoding is a bad file like any other
+        if not p.isprintable() or p != p.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'):
+            recs[k]['error'] = f"{p.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')!a}: the file name is not valid UTF-8 (or holds control characters): rename it"
     gc_was = gc.isenabled()
     gc.disable()   # a chunk makes thousands of small objects and no cycles: Python's cycle collector would only cost time
     try:
@@ -571,6 +638,8 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     if preview:
         best = max(enumerate(records), key=lambda t: (sum(a['overlap_area'] > 0 for a in t[1]['anns']), -t[0]))[1]
         summary['preview'] = str(save_preview(best, out, preview))
+    ours = [out/r['image']['file_name'] for r in records if r['image']['file_name'].startswith('images/')]
+    summary['removed'] = [str(p) for p in record_outputs(out, 'convert', [*paths.values(), *ours, *filter(None, [summary.get('preview')])])]
     _print_summary(summary)
     return summary
 
@@ -602,6 +671,7 @@ def _print_summary(s:dict):
           + (f" ({s['raster_labelme_files']} files traced for LabelMe's drawing: labelme)" if s.get('raster_labelme_files') else ''))
     for k, v in s['files'].items(): print(f"  wrote {v}")
     if s.get('preview'): print(f"  preview {s['preview']}")
+    if s.get('removed'): print(f"  removed {len(s['removed'])} file(s) the previous conversion into this folder wrote and this one did not")
     if s['skipped']:
         print(f"skipped {len(s['skipped'])} bad file{'s'*(len(s['skipped']) != 1)}:")
         for e in s['skipped']: print(f"  {e}")

@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #cc16b49a
 from __future__ import annotations
-import contextlib, json, os, random, tempfile
+import contextlib, json, os, random, stat, tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'progress', 'get_device', 'seed_everything', 'project_root',
+__all__ = ['LIMITS', 'BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'limit', 'check_regular', 'read_limited',
+           'check_checkpoint_file', 'record_outputs', 'progress', 'get_device', 'seed_everything', 'project_root',
            'sample_dir', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #f1a45ec7
@@ -19,6 +20,12 @@ class BrnetError(Exception):
     "An error in the user's input or set-up, reported as one clear message (no traceback) by the CLI."
 
 # %% ../nbs/00_core.ipynb #675f64f6
+def _file_mode(path:Path)->int:
+    "The mode a plain `open(path, 'w')` gives: the old file's if there is one, else 0666 less the umask."
+    with contextlib.suppress(OSError): return path.stat().st_mode & 0o777
+    mask = os.umask(0o22); os.umask(mask)    # the only portable way to read the umask
+    return 0o666 & ~mask
+
 @contextlib.contextmanager
 def atomic_open(path:str|Path, # the file to (re)write
                 mode:str='w', # 'w' for text, 'wb' for bytes
@@ -26,9 +33,12 @@ def atomic_open(path:str|Path, # the file to (re)write
                ):
     "Open a temporary file beside `path`; on success it replaces `path` in one step, on error it is removed."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as e: raise BrnetError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        with contextlib.suppress(OSError): os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 → as any new file
         with os.fdopen(fd, mode, **kwargs) as f: yield f
         os.replace(tmp, path)
     except BaseException:
@@ -51,6 +61,74 @@ def write_json(path:str|Path, # the JSON file to write
     # one `json.dumps` is ~3x faster than `json.dump`'s many small writes
     return atomic_write(path, json.dumps(obj, indent=indent))
 
+# %% ../nbs/00_core.ipynb #0e866407
+LIMITS = dict(json_bytes=('BRNET_MAX_JSON_BYTES', 2**28), image_pixels=('BRNET_MAX_IMAGE_PIXELS', 2**27))
+
+def limit(name:str, # a key of `LIMITS`: 'json_bytes' or 'image_pixels'
+         )->int:
+    "A size limit: its environment variable if set, else its default in `LIMITS`."
+    env, default = LIMITS[name]
+    v = os.environ.get(env, '').strip()
+    if not v: return default
+    try: return int(float(v))
+    except ValueError: raise BrnetError(f"${env} = {v!r} is not a number") from None
+
+_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+def check_regular(path:str|Path, # a file about to be opened (links are followed)
+                 )->os.stat_result:
+    "Refuse anything but a regular file (a FIFO blocks, a device never ends); a missing file raises `FileNotFoundError`."
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), 'not a plain file')
+        raise BrnetError(f"{path}: is {kind}, not a regular file: refused")
+    return st
+
+def read_limited(path:str|Path, # a JSON file (or any file that is read whole)
+                )->bytes:
+    "The bytes of a regular file no larger than `limit('json_bytes')`; anything else is one `BrnetError`."
+    st, cap = check_regular(path), limit('json_bytes')
+    size = lambda n: f"{n/2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
+    if st.st_size > cap:
+        raise BrnetError(f"{path}: {size(st.st_size)}, more than the {size(cap)} limit for a JSON file "
+                         f"(set BRNET_MAX_JSON_BYTES to raise it)")
+    with open(path, 'rb') as f: data = f.read(cap + 1)   # it may have grown since
+    if len(data) > cap: raise BrnetError(f"{path}: grew past the {size(cap)} limit for a JSON file while being read")
+    return data
+
+def check_checkpoint_file(path:str|Path, # a file about to be given to `torch.load`
+                         )->Path:
+    "Refuse, in words, a file that does not start as PyTorch checkpoints do (a zip archive, or an old-style pickle)."
+    check_regular(path)
+    with open(path, 'rb') as f: head = f.read(4)
+    if not (head == b'PK\x03\x04' or head[:1] == b'\x80'): raise BrnetError(f"{path}: not a PyTorch checkpoint (it does not start like one)")
+    return Path(path)
+
+
+# %% ../nbs/00_core.ipynb #df9c349a
+def record_outputs(out_dir:str|Path, # the run's output folder
+                   command:str, # e.g. 'convert': the record is `brnet-convert.json`
+                   written:list, # the files this run wrote (those outside `out_dir` are ignored)
+                  )->list[Path]: # the stale files removed
+    "Record the files this run of `command` wrote in `out_dir`; remove those its previous run wrote and this one did not."
+    out = Path(out_dir).absolute()
+    rel = lambda p: Path(os.path.relpath(Path(p).absolute(), out)).as_posix()
+    new = sorted({r for r in map(rel, written) if not r.startswith('../')})
+    marker, old = out/f'brnet-{command}.json', []
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        old = [str(f) for f in json.loads(marker.read_text(encoding='utf-8')).get('files', [])]
+    removed, inside = [], os.path.realpath(out) + os.sep
+    for f in sorted(set(old) - set(new)):   # only files, only inside `out_dir` (whatever the record says, links too)
+        if not os.path.realpath(out/f).startswith(inside) or not (out/f).is_file(): continue
+        (out/f).unlink(); removed.append(out/f)
+        for parent in (out/f).parents:      # and the folders that leaves empty
+            if parent == out: break
+            with contextlib.suppress(OSError): parent.rmdir()
+    write_json(marker, dict(command=f'brnet {command}', files=new), indent=1)
+    return removed
+
+
 # %% ../nbs/00_core.ipynb #827c0aed
 def progress(iterable=None, # what to iterate over
              desc:str|None=None, # the label in front of the bar
@@ -65,8 +143,13 @@ def get_device(device:str|None=None, # 'cpu', 'cuda', 'cuda:1', or None for the 
               ):
     "The torch device to use: `device` if given, else CUDA when available, else the CPU."
     import torch
-    if device: return torch.device(device)
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if not device: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise BrnetError(f"device {device!r}: not a device torch knows (try cpu, cuda or cuda:1)") from None
+    if d.type == 'cuda' and not torch.cuda.is_available(): raise BrnetError(f"device {device!r}: no CUDA GPU is available")
+    if d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count():
+        raise BrnetError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA GPU(s)")
+    return d
 
 def seed_everything(seed:int, # one seed for Python, NumPy and torch
                    )->None:

@@ -12,7 +12,8 @@ from pycocotools import mask as maskUtils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .core import BrnetError, write_json
+from .core import BrnetError, read_limited, write_json
+from .coco import check_rle
 
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
@@ -26,7 +27,7 @@ def _quiet():
 
 def _read_json(path:Path, what:str):
     if not path.exists(): raise BrnetError(f"{path}: {what} file not found")
-    try: return json.loads(path.read_text(encoding='utf-8'))
+    try: return json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
 
 def _areas(rles:list)->np.ndarray:
@@ -43,6 +44,7 @@ def _to_rle(seg, h:int, w:int, where:str)->dict:
         raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
     if list(seg['size']) != [h, w]:
         raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
+    check_rle(seg, where)   # a damaged RLE can hang pycocotools
     if isinstance(seg['counts'], list): return maskUtils.frPyObjects(seg, h, w)
     return dict(size=[h, w], counts=seg['counts'])
 
@@ -58,10 +60,12 @@ def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert`
     if not gt['images']: raise BrnetError(f"{src}: has no images")
     imgs = {}
     for im in gt['images']:
-        if not all(k in im for k in ('id', 'height', 'width')): raise BrnetError(f"{src}: image entry {im} lacks id, height or width")
+        if not (isinstance(im, dict) and 'id' in im and all(type(im.get(k)) is int and im[k] > 0 for k in ('height', 'width'))):
+            raise BrnetError(f"{src}: image entry {str(im)[:80]} needs an id and positive integer height and width")
         imgs[im['id']] = im
     anns = []
     for k, a in enumerate(gt['annotations'], start=1):
+        if not isinstance(a, dict): raise BrnetError(f"{src}: annotation #{k} is not a JSON object")
         where = f"{src}: annotation {a.get('id', k)}"
         if a.get('image_id') not in imgs: raise BrnetError(f"{where}: unknown image_id {a.get('image_id')!r}")
         if 'segmentation' not in a: raise BrnetError(f"{where}: has no segmentation")
@@ -100,15 +104,17 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
         if not isinstance(r, dict): raise BrnetError(f"{where}: is not a JSON object")
         if r.get('category_id') not in cats:
             raise BrnetError(f"{where}: category_id {r.get('category_id')!r} is not in the ground truth's categories {sorted(cats)}")
-        if not isinstance(r.get('score'), numbers.Real) or isinstance(r['score'], bool):
-            raise BrnetError(f"{where}: has no numeric 'score'")
+        if not isinstance(r.get('score'), numbers.Real) or isinstance(r['score'], bool) or not math.isfinite(r['score']):
+            raise BrnetError(f"{where}: has no numeric 'score' (got {str(r.get('score'))[:20]!r})")
         im = gt.imgs[r['image_id']]
         d = dict(id=k+1, image_id=im['id'], category_id=int(r['category_id']), score=float(r['score']), iscrowd=0)
         if r.get('segmentation') is not None:
             d['segmentation'] = _to_rle(r['segmentation'], im['height'], im['width'], where)
         elif iou_type == 'segm': raise BrnetError(f"{where}: has no 'segmentation' (mask evaluation needs one; try iou_type='bbox')")
         if r.get('bbox') is not None:
-            if len(r['bbox']) != 4: raise BrnetError(f"{where}: bbox must be [x, y, width, height]")
+            if not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and
+                    all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in r['bbox'])):
+                raise BrnetError(f"{where}: bbox must be [x, y, width, height] numbers, not {str(r['bbox'])[:40]}")
             d['bbox'], d['bbox_given'] = [float(v) for v in r['bbox']], True
         elif 'segmentation' in d: d['bbox'] = None  # filled in from the mask below
         else: raise BrnetError(f"{where}: has neither a 'segmentation' nor a 'bbox'")

@@ -19,7 +19,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .core import BrnetError, atomic_write
+from .core import BrnetError, atomic_write, check_checkpoint_file
 from .data import image_to_tensor
 from .model import load_model
 
@@ -501,6 +501,7 @@ def cascade_blocks(model:nn.Module, # a BR-Net
 
 def _model(checkpoint_or_model, device=None)->nn.Module:
     if isinstance(checkpoint_or_model, nn.Module): return checkpoint_or_model
+    if Path(checkpoint_or_model).is_file(): check_checkpoint_file(checkpoint_or_model)   # random bytes: said so
     return load_model(checkpoint_or_model, device=device)
 
 def sanity_check(checkpoint_or_model:str|Path|nn.Module, # a checkpoint file, or a loaded model

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_labelme.ipynb #3ec75ec2
 from __future__ import annotations
-import base64, binascii, io, json, math, os, re
+import base64, binascii, io, json, math, os, re, warnings
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 from PIL import Image, ImageDraw
 
-from .core import BrnetError, atomic_write
+from .core import BrnetError, atomic_write, check_regular, limit, read_limited
 
 # %% auto #0
 __all__ = ['SHAPE_TYPES', 'IGNORE', 'BACKGROUND', 'RASTERS', 'LABELME_VERSION', 'Shape', 'LabelMeFile', 'image_size',
@@ -89,34 +89,56 @@ class LabelMeFile:
 
 # %% ../nbs/01_labelme.ipynb #e35737bb
 def _png_size(path)->tuple|None:
-    "(H, W) from a PNG's IHDR chunk, or None if it is not a PNG (then Pillow reads the header)."
-    with open(path, 'rb', buffering=0) as f: head = f.read(24)
+    "(H, W) from a PNG's IHDR chunk (`path`: a file or the bytes of one), or None if it is not a PNG (then Pillow reads the header)."
+    if isinstance(path, (bytes, bytearray)): head = bytes(path[:24])
+    else:
+        with open(path, 'rb', buffering=0) as f: head = f.read(24)
     if head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR': return None
     return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
 
 def _open_pil(src):
-    return Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
+    "Pillow's lazy open (the header only); its decompression-bomb guard, above our own limit, becomes our error."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # we check the size ourselves
+        try: return Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
+        except Image.DecompressionBombError as e:
+            raise BrnetError(f"{'embedded image' if isinstance(src, (bytes, bytearray)) else src}: too large for Pillow ({e})") from None
+
+def _check_pixels(h:int, w:int, name)->tuple[int,int]:
+    "(h, w), unless the image has more pixels than `limit('image_pixels')` allows."
+    if h*w > limit('image_pixels'):
+        raise BrnetError(f"{name or 'embedded image'}: {w}x{h} is {h*w/1e6:.0f} million pixels, more than the limit of "
+                         f"{limit('image_pixels')/1e6:.0f} million (set BRNET_MAX_IMAGE_PIXELS to raise it)")
+    return h, w
+
+_TIFF = (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+')
+
+def _is_tiff(src)->bool:
+    if isinstance(src, (bytes, bytearray)): return bytes(src[:4]) in _TIFF
+    with open(src, 'rb') as f: return f.read(4) in _TIFF
 
 def image_size(src:str|Path|bytes, # an image file, or the bytes of one
               )->tuple[int,int]:
-    "(height, width) of an image, from its header only."
-    if not isinstance(src, (bytes, bytearray)) and str(src).lower().endswith('.png'):
-        hw = _png_size(src)
-        if hw is not None: return hw
-    try:
-        with _open_pil(src) as im: w, h = im.size
-        return h, w
-    except Exception:
-        import tifffile
-        with tifffile.TiffFile(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as t:
-            shp = t.pages[0].shape
-        return int(shp[0]), int(shp[1])
+    "(height, width) of an image, from its header only; a FIFO or device, or an image over the pixel limit, is refused."
+    name = None if isinstance(src, (bytes, bytearray)) else str(src)
+    if name is not None: check_regular(src)
+    hw = _png_size(src) if name is None or name.lower().endswith('.png') else None
+    if hw is None:
+        try:
+            with _open_pil(src) as im: hw = im.size[::-1]
+        except BrnetError: raise
+        except Exception:
+            if not _is_tiff(src): raise          # Pillow's own words: "cannot identify image file ..."
+            import tifffile
+            with tifffile.TiffFile(io.BytesIO(src) if name is None else src) as t: hw = t.pages[0].shape[:2]
+    return _check_pixels(int(hw[0]), int(hw[1]), name)
 
 def read_image(src:str|Path|bytes, # an image file, or the bytes of one
               )->np.ndarray:
     "An image as an array: (H,W) grey or (H,W,3) RGB, uint8 or uint16 as stored."
     name = '' if isinstance(src, (bytes, bytearray)) else str(src)
     try:
+        image_size(src)      # before decoding: a regular file, within the pixel limit
         if name.lower().endswith(('.tif', '.tiff')):
             import tifffile
             a = tifffile.imread(name)
@@ -248,7 +270,7 @@ def _check_geometry(lf:LabelMeFile, p:np.ndarray, starts:np.ndarray, tol:float=1
 # %% ../nbs/01_labelme.ipynb #f5998931
 def _load_json(path:Path):
     try:
-        with open(path, 'rb', buffering=0) as f: data = f.readall()
+        data = read_limited(path)   # a regular file, not over the size limit
         # orjson parses LabelMe's indented files ~2x faster; what it refuses (NaN and Infinity, which Python's
         # json writes, and broken files) goes through `json`, which reads the first and words the error of the last
         try: raw = orjson.loads(data)
@@ -286,6 +308,7 @@ def read_labelme(path:str|Path, # a LabelMe .json file
             size = image_size(src)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BrnetError(f"{path}: image {image_path!r} not found (looked for {src})") from None
+        except BrnetError as e: raise BrnetError(f"{path}: {e}") from None
         except Exception as e: raise BrnetError(f"{path}: cannot read the image {'in imageData' if data is not None else src} ({e})") from None
     if size is not None:
         if H is not None and W is not None and (H, W) != size:
@@ -329,7 +352,9 @@ def _draw_shape(draw:ImageDraw.ImageDraw, s:Shape, W:int, H:int, line_width:int=
     if st == 'circle':
         (cx, cy), (px, py) = xy
         d = math.sqrt((cx - px)**2 + (cy - py)**2)
-        draw.ellipse(((cx - d, cy - d), (cx + d, cy + d)), outline=1, fill=1)
+        if d > max(math.hypot(cx - x, cy - y) for x in (0, W) for y in (0, H)) + 2:   # it covers the image: Pillow
+            draw.rectangle(((0, 0), (W - 1, H - 1)), fill=1)                          # would take seconds, or draw nothing
+        else: draw.ellipse(((cx - d, cy - d), (cx + d, cy + d)), outline=1, fill=1)
         lo, hi, m = (cx - d, cy - d), (cx + d, cy + d), 2
     elif st == 'rectangle':
         (x0, y0), (x1, y1) = xy

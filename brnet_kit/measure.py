@@ -13,7 +13,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from .core import BrnetError, atomic_open, progress
+from .core import BrnetError, atomic_open, progress, read_limited
 
 # %% auto #0
 __all__ = ['longest_path', 'centreline', 'measure_worm', 'measure_worms', 'format_measurements', 'write_measurements_csv',
@@ -321,6 +321,7 @@ _LABELME_NOTE = ("note: these masks were drawn as LabelMe draws polygons (raster
 def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
+    from brnet_kit.coco import check_rle
     if isinstance(data, dict) and 'annotations' in data:
         from brnet_kit.evaluate import read_gt
         gt = read_gt(data)
@@ -336,7 +337,11 @@ def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
         seg = r.get('segmentation') if isinstance(r, dict) else None
         if not isinstance(seg, dict) or 'size' not in seg or 'counts' not in seg:
             raise BrnetError(f"{src}: detection {i} has no run-length mask (a 'segmentation' with 'size' and 'counts')")
-        if float(r.get('score', 1.0)) < score_thr: continue
+        check_rle(seg, f"{src}: detection {i}")   # a damaged RLE crashes pycocotools' decode
+        score = r.get('score', 1.0)
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or score != score:
+            raise BrnetError(f"{src}: detection {i}: has no numeric 'score' (got {str(score)[:20]!r})")
+        if float(score) < score_thr: continue
         if isinstance(seg['counts'], list): seg = maskUtils.frPyObjects(seg, *seg['size'])
         k = count[r.get('image_id')] = count.get(r.get('image_id'), -1) + 1
         recs.append((dict(image_id=r.get('image_id'), worm=k, score=float(r.get('score', 1.0))), seg))
@@ -353,7 +358,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     from pycocotools import mask as maskUtils
     path = Path(src)
     if not path.exists(): raise BrnetError(f"{path}: file not found")
-    try: data = json.loads(path.read_text(encoding='utf-8'))
+    try: data = json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
     recs = _worm_records(path, data, score_thr)
     raster = mask_convention(data)

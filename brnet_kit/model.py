@@ -23,7 +23,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .core import BrnetError, atomic_open, get_device
+from .core import BrnetError, atomic_open, check_checkpoint_file, get_device
 from .settings import ModelSettings, Preset, load_preset
 from .uam import UAMFeaturePyramidNetwork
 from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, RecombinationModule,
@@ -409,7 +409,7 @@ def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundl
                device=None, # where to put the model; None = CUDA when available, else CPU
               )->BRNet:
     "Rebuild the model of a checkpoint (or bundled model) from its preset and load its weights (in eval mode)."
-    path = model_path(path)
+    path = check_checkpoint_file(model_path(path))   # random bytes: said so
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise BrnetError(f"{path}: holds objects that a safe load refuses (torch.load(weights_only=True)): "

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .core import BrnetError, atomic_write, get_device, progress, write_json
+from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, progress, read_limited, record_outputs, write_json
 from .coco import mask_to_rle
 from .data import image_to_tensor
-from .labelme import masks_to_shapes, write_labelme
+from .labelme import masks_to_shapes, read_image, write_labelme
 from .model import load_model, model_path
 
 # %% auto #0
@@ -90,6 +90,10 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
     "Predict the worms of several images in one forward pass (larger images than `tile`: tile by tile)."
     xs = [image_to_tensor(im, intensity) for im in images]
     if not xs: return []
+    for im, x in zip(images, xs):   # one NaN pixel makes every score NaN: no worm, and no word of why
+        if not torch.isfinite(x).all():
+            raise BrnetError(f"{im if isinstance(im, (str, Path)) else 'an image'}: has pixels that are not numbers (NaN or infinite); "
+                             f"set them first (`predict` uses the image's median)")
     big = [bool(tile) and max(x.shape[1:]) > tile for x in xs]
     xs, large = [x for x, b in zip(xs, big) if not b], [x for x, b in zip(xs, big) if b]
     tiled = iter([predict_tiled(model, x, score_thresh, mask_thresh, intensity, probs, tile, overlap) for x in large])
@@ -450,7 +454,7 @@ def _gt_index(gt:Path)->tuple[dict, dict, dict]:
     "From a COCO annotations file: image by resolved path, image by unique file name, category id → name."
     gt = Path(gt)
     if not gt.exists(): raise BrnetError(f"{gt}: annotations file not found")
-    try: js = json.loads(gt.read_text(encoding='utf-8'))
+    try: js = json.loads(read_limited(gt))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{gt}: not a valid JSON file ({e})") from None
     if not isinstance(js, dict) or not isinstance(js.get('images'), list):
         raise BrnetError(f"{gt}: not a COCO annotations file (it has no 'images' list)")
@@ -469,10 +473,21 @@ def _trained_intensity(checkpoint:Path)->str|None:
     v = cfg.get('intensity') if isinstance(cfg, dict) else None
     return v if v in ('auto', 'dtype', 'range') else None
 
-def _read(path:Path, intensity:str):
-    "Read and scale one image: (tensor, None), or (None, an error message naming the file)."
-    try: return image_to_tensor(path, intensity), None   # its errors name the file
-    except BrnetError as e: return None, str(e)
+def _finite(a:np.ndarray, path)->tuple[np.ndarray, str|None]:
+    "A float image's non-finite pixels (NaN, ±inf) set to the median of the others, and a note saying so (None if none)."
+    bad = ~np.isfinite(a) if a.dtype.kind == 'f' else None
+    if bad is None or not bad.any(): return a, None
+    if bad.all(): raise BrnetError(f"{path}: no pixel is a finite number (all are NaN or infinite)")
+    a = a.copy(); a[bad] = fill = np.median(a[~bad])
+    return a, f"{path}: {int(bad.sum())} pixel(s) were NaN or infinite, set to the image's median {fill:g}"
+
+def _read(path:Path, intensity:str, notes:list):
+    "Read and scale one image: (tensor, None), or (None, an error message naming the file); repairs go into `notes`."
+    try:
+        a, note = _finite(read_image(path), path)
+        if note: notes.append(note)
+        return image_to_tensor(a, intensity), None
+    except BrnetError as e: return None, str(e) if str(path) in str(e) else f"{path}: {e}"
     except Exception as e: return None, f"{path}: cannot read the image ({type(e).__name__}: {e})"
 
 def _png_bytes(arr:np.ndarray)->bytes:
@@ -506,6 +521,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
     if batch_size < 1: raise BrnetError(f"batch_size must be at least 1, not {batch_size}")
     paths = find_images(images)
     if ckpt is not None:
+        check_checkpoint_file(ckpt)   # random bytes: said so, not 'objects a safe load refuses'
         model = load_model(ckpt, device=get_device(device))
         intensity = intensity or _trained_intensity(ckpt)
     intensity = intensity or 'auto'
@@ -516,13 +532,14 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
         names.update(cats)
     out_names = _out_names(paths)
     results, img_list, written, skipped, not_in_gt, n_worms, n_empty = [], [], dict(labelme=[], overlays=[]), [], [], 0, 0
+    repaired = []
     lo = min(score_thresh, coco_score_thresh)
     bar = progress(total=len(paths), desc='predict', unit='img')
     try:
         for b0 in range(0, len(paths), batch_size):
             batch = []
             for k in range(b0, min(b0 + batch_size, len(paths))):
-                x, err = _read(paths[k], intensity)
+                x, err = _read(paths[k], intensity, repaired)
                 if err is None: batch.append((k, x)); continue
                 if strict: raise BrnetError(err)
                 skipped.append((str(paths[k]), err))
@@ -549,11 +566,13 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             bar.update(min(b0 + batch_size, len(paths)) - b0)
     finally: bar.close()
     n_done = len(paths) - len(skipped)
+    if not n_done: raise BrnetError(f"{images}: none of the {len(paths)} image(s) could be read; first: {skipped[0][1]}")
     res_path = write_json(out_dir/'results.json', results)
     img_path = write_json(out_dir/'images.json', dict(images=img_list, categories=[dict(id=k, name=v) for k, v in sorted(names.items())]), indent=1)
     summary = dict(results=res_path, images=img_path, labelme=written['labelme'], overlays=written['overlays'],
                    n_images=n_done, n_worms=n_worms, n_results=len(results), n_empty_masks=n_empty, skipped=skipped,
-                   not_in_gt=not_in_gt)
+                   not_in_gt=not_in_gt, repaired=repaired,
+                   removed=record_outputs(out_dir, 'predict', [res_path, img_path, *written['labelme'], *written['overlays']]))
     if not quiet:
         print(f"predicted {n_done} of {len(paths)} images: {n_worms} worms with score >= {score_thresh:g}"
               f" ({len(results)} detections with score >= {coco_score_thresh:g} in {res_path})")
@@ -564,6 +583,10 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
         if not_in_gt:
             print(f"  left out of results.json, {len(not_in_gt)} image(s) that {gt} does not match:")
             for p, why in not_in_gt: print(f"    {p}: {why}")
+        if repaired:
+            print(f"  repaired {len(repaired)} image(s) with pixels that are not numbers:")
+            for why in repaired: print(f"    {why}")
+        if summary['removed']: print(f"  removed {len(summary['removed'])} file(s) of the previous prediction into {out_dir} that this one did not write")
         if skipped:
             print(f"  skipped {len(skipped)} unreadable image(s):")
             for _, why in skipped: print(f"    {why}")

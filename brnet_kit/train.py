@@ -12,14 +12,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .core import BrnetError, atomic_open, atomic_write, get_device, progress, seed_everything
+from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, get_device, progress, seed_everything, write_json
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
 from .model import build_model, save_model, load_model, model_path
 
 # %% auto #0
-__all__ = ['make_optimizer', 'lr_factor', 'make_scheduler', 'to_coco_results', 'coco_ap', 'predict_dataset', 'rng_state',
-           'set_rng_state', 'plot_losses', 'train']
+__all__ = ['RUN_FILES', 'RUN_MARKER', 'make_optimizer', 'lr_factor', 'make_scheduler', 'to_coco_results', 'coco_ap',
+           'predict_dataset', 'rng_state', 'set_rng_state', 'plot_losses', 'train']
 
 # %% ../nbs/20_train.ipynb #a939b624
 def make_optimizer(params, # the parameters to train (those with `requires_grad`)
@@ -205,6 +205,61 @@ def _append_csv(path, header, row):
         if new: w.writerow(header)
         w.writerow(row)
 
+# %% ../nbs/20_train.ipynb #fb6a2fbd
+RUN_FILES, RUN_MARKER = ('last.pt', 'best.pt', 'log.csv', 'val.csv', 'loss.png'), 'brnet-train.json'
+
+def _check_out_dir(out:Path, resume:bool, overwrite:bool):
+    "Refuse an output folder that is a file, holds a run (unless resumed or overwritten) or files a run did not write."
+    if out.exists() and not out.is_dir(): raise BrnetError(f"{out}: is a file, not a folder for the run")
+    if resume:
+        if not (out/'last.pt').is_file(): raise BrnetError(f"{out/'last.pt'}: no checkpoint to resume from")
+        return
+    if overwrite: return
+    if (out/'last.pt').exists():
+        raise BrnetError(f"{out}: already holds a run (last.pt); pass resume to continue it, overwrite to start afresh, or choose another folder")
+    foreign = [n for n in RUN_FILES if (out/n).exists()]
+    if foreign and not (out/RUN_MARKER).is_file():
+        raise BrnetError(f"{out}: holds {', '.join(foreign)} that no brnet train run wrote (no {RUN_MARKER}); "
+                         f"pass overwrite to replace them, or choose another folder")
+
+_AT_LEAST = dict(batch_size=1, epochs=0, max_steps=0, warmup_iters=0, val_every=0, save_every=0, num_workers=0,
+                 grad_clip=0, weight_decay=0, lr_final=0, momentum=0, crop_size=0, min_size=0, max_size=1, rotate=0,
+                 hflip=0, vflip=0, seed=0)
+
+def _check_numbers(p:Preset|None, **counts):
+    "Refuse `counts` (steps, stop_at: None or >= 1) and preset values outside their range, in one line."
+    for k, v in counts.items():
+        if v is not None and v < 1: raise BrnetError(f"{k} must be at least 1, not {v}")
+    if p is None: return
+    if not (p.lr > 0 and math.isfinite(p.lr)): raise BrnetError(f"preset '{p.name}': lr must be a positive number, not {p.lr}")
+    for k, lo in _AT_LEAST.items():
+        v = getattr(p, k)
+        if not (v >= lo and math.isfinite(v)): raise BrnetError(f"preset '{p.name}': {k} must be at least {lo}, not {v}")
+    for k in ('hflip', 'vflip'):
+        if getattr(p, k) > 1: raise BrnetError(f"preset '{p.name}': {k} is a probability (0 to 1), not {getattr(p, k)}")
+    if p.seed >= 2**32: raise BrnetError(f"preset '{p.name}': seed must be below 2**32, not {p.seed}")
+
+def _load_checkpoint(path:Path, what:str)->dict:
+    "torch.load a checkpoint safely; anything unreadable is one line (never torch's advice to drop `weights_only`)."
+    check_checkpoint_file(path)   # random bytes: said so
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        why = 'holds objects other than weights, which a safe load refuses' if 'weights_only' in str(e) else 'is truncated or damaged'
+        raise BrnetError(f"{path}: cannot be read as {what}: it {why}") from None
+    if not isinstance(ck, dict): raise BrnetError(f"{path}: not a brnet-kit checkpoint (not a dict of weights)")
+    return ck
+
+def _misfit(model:torch.nn.Module, w:dict)->str:
+    "How the weights `w` miss `model`: the first weight of another shape, and the counts of missing and unexpected ones."
+    own = model.state_dict()
+    shape = [k for k in own if k in w and hasattr(w[k], 'shape') and tuple(w[k].shape) != tuple(own[k].shape)]
+    missing, extra = [k for k in own if k not in w], [k for k in w if k not in own]
+    parts = ([f"{len(shape)} weights differ in shape, first {shape[0]}: {tuple(w[shape[0]].shape)} in the file, "
+              f"{tuple(own[shape[0]].shape)} in the preset"] if shape else []) + \
+            ([f"{len(missing)} missing (first {missing[0]})"] if missing else []) + ([f"{len(extra)} unexpected (first {extra[0]})"] if extra else [])
+    return '; '.join(parts) or 'they do not load'
+
+
 # %% ../nbs/20_train.ipynb #57ac492f
 class _Run:
     "One training run: its settings, data, model and optimiser, and the loop (see `train`)."
@@ -212,7 +267,7 @@ class _Run:
                  intensity, amp, dev, world, rank):
         self.out, self.dev, self.world, self.rank, self.main = out, dev, world, rank, rank == 0
         self.last_p, self.best_p, self.log_p, self.val_p, self.png_p = (out/n for n in ('last.pt', 'best.pt', 'log.csv', 'val.csv', 'loss.png'))
-        ck = torch.load(self.last_p, map_location='cpu', weights_only=True) if resume else None
+        ck = _load_checkpoint(self.last_p, 'a checkpoint to resume from') if resume else None
         # --- preset, seed and length
         if ck is not None:
             p, cfg = Preset(**ck['preset']).replace(**overrides), dict(ck['train_config'])
@@ -220,11 +275,12 @@ class _Run:
         else:
             if preset is None and init:   # fine-tuning: the network of the initial weights
                 known = {f.name for f in dataclasses.fields(Preset)}
-                got = torch.load(init, map_location='cpu', weights_only=True).get('preset', {})
+                got = _load_checkpoint(Path(init), 'initial weights').get('preset', {})
                 p = Preset(**{k: v for k, v in got.items() if k in known}).replace(**overrides)
             else: p = load_preset(preset or 'demo', path=settings, **overrides)
-            cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(train_ann),
-                       val_ann=str(val_ann) if val_ann else None, intensity=intensity)
+            cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(Path(train_ann).resolve()),   # absolute: resume works from anywhere
+                       val_ann=str(Path(val_ann).resolve()) if val_ann else None, intensity=intensity)
+        _check_numbers(p.replace(seed=cfg['seed']))
         self.p, self.cfg, self.seed = p, cfg, cfg['seed']
         if p.batch_size % world: raise BrnetError(f"batch_size {p.batch_size} does not split evenly over {world} processes")
         self.bs = p.batch_size // world
@@ -239,6 +295,8 @@ class _Run:
             top = max((int(ci.labels.max()) for ci in (ds.images if ds else []) if len(ci.labels)), default=0)
             if top >= p.num_classes:
                 raise BrnetError(f"{ds.ann_file}: category id {top} needs num_classes > {top}, preset '{p.name}' has {p.num_classes}")
+        if not any((~np.asarray(ci.iscrowd, bool)).any() for ci in self.train_ds.images):
+            raise BrnetError(f"{train_ann}: no image has an annotated worm: nothing to learn from")
         self.sampler = torch.utils.data.DistributedSampler(self.train_ds, num_replicas=world, rank=rank, shuffle=True,
                                                            seed=self.seed, drop_last=True)
         self.per_epoch = len(self.sampler)//self.bs
@@ -275,17 +333,19 @@ class _Run:
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
             if ck is not None: _truncate_csv(self.log_p, self.step); _truncate_csv(self.val_p, self.step)
-            else:
-                for f in (self.log_p, self.val_p, self.best_p, self.png_p): f.unlink(missing_ok=True)
+            else:   # `train` checked that these are ours, or that we may overwrite them
+                for f in RUN_FILES: (out/f).unlink(missing_ok=True)
+                write_json(out/RUN_MARKER, dict(command='brnet train', files=list(RUN_FILES), train_ann=cfg['train_ann']), indent=1)
             if self.val_ds is not None:
                 from pycocotools.coco import COCO
                 with contextlib.redirect_stdout(io.StringIO()): self.coco_gt = COCO(str(val_ann))
 
     def _load_init(self, init):
-        w = torch.load(init, map_location='cpu', weights_only=True)
-        try: self.core.load_state_dict(w['model'] if isinstance(w, dict) and 'model' in w else w)
-        except RuntimeError as e:
-            raise BrnetError(f"{init}: weights do not fit preset '{self.p.name}': {str(e).splitlines()[0]}") from None
+        w = _load_checkpoint(Path(init), 'initial weights')
+        w = w['model'] if isinstance(w.get('model'), dict) else w
+        try: self.core.load_state_dict(w)
+        except RuntimeError:
+            raise BrnetError(f"{init}: weights do not fit preset '{self.p.name}': {_misfit(self.core, w)}") from None
 
     def loader(self):
         "Batches of the current epoch from the current position on: the order depends only on (seed, epoch)."
@@ -395,7 +455,7 @@ def train(train_ann:str, # COCO file of the training images (from `brnet convert
           options:list[str]|None=None, # preset keys to change, e.g. lr=1e-3 batch_size=4
           intensity:Literal['auto','dtype','range']='auto', # how pixel values map to [0, 1] (see brnet_kit.data)
           amp:bool=True, # mixed precision on CUDA (never used on the CPU)
-          overwrite:bool=False, # start afresh even if `out_dir` already holds a run
+          overwrite:bool=False, # start afresh even if `out_dir` holds a run, or files named like a run's that no run wrote
           **overrides, # (Python only) preset keys to change, e.g. `lr=1e-3`
          )->dict: # last, best (paths or None), step, metrics (last validation, mean of recent losses)
     "Train BR-Net on a COCO dataset; logs, loss curve and best/last checkpoints go to `out_dir`."
@@ -403,9 +463,9 @@ def train(train_ann:str, # COCO file of the training images (from `brnet convert
     if init is not None: init = str(model_path(init))       # a bundled model's name, or a file
     for f, what in ((train_ann, 'training'), (val_ann, 'validation')):
         if f is not None and not Path(f).is_file(): raise BrnetError(f"{f}: {what} file not found")
-    if resume and not (out/'last.pt').is_file(): raise BrnetError(f"{out/'last.pt'}: no checkpoint to resume from")
-    if not resume and not overwrite and (out/'last.pt').exists():
-        raise BrnetError(f"{out}: already holds a run (last.pt); pass resume to continue it, overwrite to start afresh, or choose another folder")
+    _check_out_dir(out, resume, overwrite)
+    _check_numbers(None, steps=steps, stop_at=stop_at)   # the preset's numbers are checked once it is read
+    if seed is not None and not 0 <= seed < 2**32: raise BrnetError(f"seed must be between 0 and 2**32 - 1, not {seed}")
     ov = {**_parse_options(options), **overrides}
     world, rank, local = _dist_env()
     own_group = False

@@ -253,7 +253,7 @@ def test_convert_shows_progress(folder, tmp_path, monkeypatch):
 def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
     from brnet_kit import cli
     cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
-    assert cli.main(['convert', str(folder), str(tmp_path/'ok')]) == 0
+    assert cli.main(['convert', str(folder), str(tmp_path/'ok')]) == 1   # done, a bad file skipped
     assert (tmp_path/'ok/annotations.json').exists()
     capsys.readouterr()
     assert cli.main(['convert', str(folder), str(tmp_path/'strict'), '--strict']) == 2
@@ -267,8 +267,8 @@ def test_cli_options(folder, tmp_path):
     cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
     rc = quiet(cli.main, ['convert', str(folder), str(tmp_path/'o'), '--split', '0.5,0.5', '--polygons', '--copy-images',
                           '--workers', '2', '--preview', str(tmp_path/'o/preview.png'), '--seed', '3'])
-    assert rc == 0
-    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['annotations_train.json', 'annotations_val.json', 'images', 'preview.png']
+    assert rc == 1   # done, its bad file skipped
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['annotations_train.json', 'annotations_val.json', 'brnet-convert.json', 'images', 'preview.png']
     assert sorted(str(p.relative_to(tmp_path/'o/images')) for p in (tmp_path/'o/images').rglob('*.png')) == ['a.png', 'b.png', 'sub/c.png']
     with Image.open(tmp_path/'o/preview.png') as im: assert im.size[0] >= 600
 
