@@ -13,6 +13,7 @@ from .train import train
 from .evaluate import evaluate, format_metrics
 from .predict import predict
 from .explain import explain
+from .model import bundled_models
 
 # %% auto #0
 __all__ = ['demo']
@@ -49,10 +50,19 @@ def demo(out:str='runs/demo', # the folder for everything the demo writes
     for method in ('uam', 'gradcam'):
         try: figs[method] = str(explain(ckpt, str(image), out=str(out/f'explain_{method}.png'), method=method, instance=0))
         except BrnetError as e: say(f"   explain {method}: skipped ({e})")
-    summary = {k: metrics.get(k) for k in ('AP', 'AP50', 'AP75', 'mIoU', 'AP_crossing', 'AP50_crossing', 'AP_isolated', 'AP50_isolated')}
+    keys = ('AP', 'AP50', 'AP75', 'mIoU', 'AP_crossing', 'AP50_crossing', 'AP_isolated', 'AP50_isolated')
+    summary = {k: metrics.get(k) for k in keys}
+    if 'worms' in bundled_models():   # the trained model that ships: what a few minutes of training cannot give
+        say(f"+   the bundled 'worms' model on the same images → {out/'bundled'}")
+        bp = predict(src/'val', out/'bundled'/'predict', model='worms', gt=anns['val'], quiet=True)
+        bm = evaluate(anns['val'], bp['results'], out=out/'bundled'/'metrics.json', allow_empty=True, quiet=True)
+        summary['bundled'] = {k: bm.get(k) for k in keys}
+        try: figs['bundled_uam'] = str(explain('worms', str(image), out=str(out/'bundled'/'explain_uam.png'), method='uam', instance=0))
+        except BrnetError as e: say(f"   explain (bundled model): skipped ({e})")
     summary.update(checkpoint=str(ckpt), seconds=round(time.time() - t0, 1), figures=figs)
     write_json(out/'summary.json', summary, indent=2)
     if not quiet:
-        print(format_metrics(metrics))
+        print(f"--- the '{preset}' model trained just now:\n{format_metrics(metrics)}")
+        if 'bundled' in summary: print(f"--- the bundled 'worms' model:\n{format_metrics(bm)}")
         print(f"done in {summary['seconds']:.0f} s; everything is in {out}/")
     return metrics

@@ -572,8 +572,8 @@ def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
                      results_b:str|Path|list, # COCO results of model B (e.g. BR-Net)
                      n:int=1000, # bootstrap draws
                      seed:int=0, # seed of the draws
-                    )->dict: # 'AP', 'AP_crossing' -> a, b, diff (b − a), lo, hi (95 % interval of the difference)
-    "Mask AP of two models on the same images, and a paired bootstrap 95 % interval of their difference."
+                    )->dict: # 'AP', 'AP_crossing' -> a, b, diff (b − a), lo, hi (95 % interval of the difference), a_ci, b_ci
+    "Mask AP of two models on the same images, and paired bootstrap 95 % intervals of their difference and of each."
     G, per = read_gt(gt), []
     group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in crossing_flags(G).items()}
     for r in (results_a, results_b):
@@ -588,8 +588,7 @@ def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
     out = {}
     for m in ('AP', 'AP_crossing'):
         v = np.array([[_ap_at(E, ev[m], idx) for E, ev in per] for idx in draws], dtype=float)
-        d = v[1:, 1] - v[1:, 0]
-        d = d[np.isfinite(d)]
-        out[m] = dict(a=v[0, 0], b=v[0, 1], diff=v[0, 1] - v[0, 0],
-                      lo=float(np.percentile(d, 2.5)) if d.size else math.nan, hi=float(np.percentile(d, 97.5)) if d.size else math.nan)
+        ci = lambda x: [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))] if (x := x[np.isfinite(x)]).size else [math.nan]*2
+        lo, hi = ci(v[1:, 1] - v[1:, 0])
+        out[m] = dict(a=v[0, 0], b=v[0, 1], diff=v[0, 1] - v[0, 0], lo=lo, hi=hi, a_ci=ci(v[1:, 0]), b_ci=ci(v[1:, 1]))
     return out

@@ -11,8 +11,9 @@ import torch
 
 from .core import BrnetError, shared_data, write_json
 from .settings import load_preset
-from .model import BASELINE, MODELS_DIR, bundled_models, load_model
+from .model import BASELINE, MODELS_DIR, bundled_models, load_model, model_path
 from .train import train
+from .evaluate import paired_bootstrap
 from .bench.accuracy import synthetic_data, bbbc010_data, score_model
 
 # %% auto #0
@@ -42,7 +43,8 @@ def _stage(train_ann, out:Path, preset:str, steps:int, seed:int, init=None, swit
               overwrite=True, options=options, **(switches or {}))
     return last
 
-def sha256(path:str|Path)->str:
+def sha256(path:str|Path, # the file to hash
+          )->str: # its SHA-256, as hex
     "The SHA-256 of a file, as hex."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -66,8 +68,9 @@ def export_weights(checkpoint:str|Path, # a checkpoint written by `brnet train`
 # %% ../nbs/55_zoo.ipynb #2e21e1df
 def _card_md(c:dict)->str:
     "The model card as Markdown."
-    s = c['scores']
-    rows = '\n'.join(f"| {k} | {v:.3f} |" for k, v in s.items() if isinstance(v, float))
+    s, ci = c['scores'], c.get('intervals', {})
+    band = lambda k: f"{ci[k][0]:.3f} – {ci[k][1]:.3f}" if k in ci else ''
+    rows = '\n'.join(f"| {k} | {v:.3f} | {band(k)} |" for k, v in s.items() if isinstance(v, float))
     return f"""# Model card: `{c['name']}`
 
 {c['about']}
@@ -87,11 +90,12 @@ def _card_md(c:dict)->str:
 
 ## Scores on the held-out wells (COCO segm, `brnet evaluate`)
 
-| metric | value |
-|---|---|
+| metric | value | 95 % interval over the held-out images |
+|---|---|---|
 {rows}
 
-{c.get('spread', 'One training seed; the spread over seeds is in the notes of `brnet bench accuracy`.')}
+The intervals are a bootstrap over the held-out images (which wells happened to be held out), from one
+training seed; seed-to-seed spread of this recipe is not included (`brnet bench accuracy` measures it).
 
 ## Licences and citations
 
@@ -139,7 +143,10 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
     print(f"zoo train {name}: stage 2, {p.max_steps} steps on BBBC010", flush=True)
     last = _stage(bb[0], work/'bbbc010', r['preset'], p.max_steps, seed, init=init, switches=r['switches'], options=options)
     print(f"zoo train {name}: stage 3, scoring on the held-out wells", flush=True)
-    scores = score_model(last, bb[1])
+    scores = score_model(last, bb[1], keep_results=True)
+    results = scores.pop('results')
+    write_json(work/'heldout_results.json', results)      # for `brnet bench compare` against another recipe
+    ci = paired_bootstrap(bb[1], results, results, n=1000, seed=0)
     hours = sum(float(x) for st in ('pretrain', 'bbbc010') if (work/st/'log.csv').exists()
                 for x in _seconds(work/st/'log.csv'))/3600
     tr, va = (json.loads(Path(f).read_text()) for f in bb)
@@ -151,6 +158,7 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
                 val_wells=len(va['images']), val_worms=sum(not a.get('iscrowd') for a in va['annotations']),
                 val_images=sorted(Path(i['file_name']).name for i in va['images']),
                 scores={k: v for k, v in scores.items() if isinstance(v, float)}, train_hours=hours,
+                intervals={k: v['a_ci'] for k, v in ci.items()},
                 checkpoint_sha256=sha256(last))
     bundle = work/'bundle'
     export_weights(last, bundle/f'{name}.pt', card=card)

@@ -26,3 +26,11 @@ def test_notebook(nb):
     skip, force = _flags()
     ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, showerr=True)
     assert ok, f"{nb.relative_to(ROOT)} raised in a cell (traceback above)"
+
+
+def test_every_notebook_opens_on_a_python_kernel():
+    "A saved notebook without a kernelspec opens JupyterLab's 'Select Kernel' dialog; a beginner who picks 'No Kernel' sees nothing run."
+    import json
+    bad = [str(p.relative_to(ROOT)) for p in NOTEBOOKS
+           if json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec', {}).get('name') != 'python3']
+    assert not bad, f"notebooks without the python3 kernelspec: {bad}"

@@ -98,6 +98,7 @@ def train_row(out:str|Path, # the run's folder
 
 def score_model(checkpoint:str|Path, # a checkpoint written by `train`
                 val_ann:str|Path, # COCO file of the validation images
+                keep_results:bool=False, # also return the COCO results (key 'results')
                )->dict: # the `evaluate` metrics of COLUMNS, box_AP50, s_per_image (wall) and cpu_s_per_image
     "Predict the validation images with a checkpoint (final masks only, one image at a time) and score them."
     model = load_model(checkpoint, device='cpu')
@@ -108,7 +109,7 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     m = evaluate(val_ann, results, allow_empty=True, quiet=True)
     return dict({k: m.get(k) for k in COLUMNS}, box_AP50=m.get('box_AP50'), n_results=len(results),
-                s_per_image=wall/max(len(ds), 1), cpu_s_per_image=cpu/max(len(ds), 1))
+                s_per_image=wall/max(len(ds), 1), cpu_s_per_image=cpu/max(len(ds), 1), **({'results': results} if keep_results else {}))
 
 # %% ../../nbs/50_bench.accuracy.ipynb #842551a1
 def _fmt(v, spec='.3f'): return '   –' if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
