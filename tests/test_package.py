@@ -44,6 +44,10 @@ def test_wheel_installs_without_extras(tmp_path):
     assert len(wheels) == 1 and len(sdists) == 1, list(dist.iterdir())
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert 'brnet_kit/settings.ini' in names, "the presets must ship inside the wheel"
+    models = [n for n in names if n.startswith('brnet_kit/models/')]
+    assert {'brnet_kit/models/worms.pt', 'brnet_kit/models/worms.md'} <= set(models), models
+    sizes = sum(i.file_size for i in zipfile.ZipFile(wheels[0]).infolist() if i.filename.endswith('.pt'))
+    assert sizes <= 20e6, f"bundled weights take {sizes/1e6:.1f} MB (at most 20 MB)"
     env = tmp_path/'venv'
     venv.create(env, with_pip=True)
     py = env/'bin'/'python'
@@ -52,7 +56,8 @@ def test_wheel_installs_without_extras(tmp_path):
     subprocess.run(pip + [str(wheels[0])], check=True, capture_output=True)
     out = subprocess.run([str(env/'bin'/'brnet'), '--help'], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert 'usage: brnet' in out
-    r = subprocess.run([str(py), '-c', CHECK_IMPORTS + "\nfrom brnet_kit.settings import load_preset; print(load_preset('cpu').backbone)"],
+    r = subprocess.run([str(py), '-c', CHECK_IMPORTS + "\nfrom brnet_kit.settings import load_preset; print(load_preset('cpu').backbone)"
+                        "\nfrom brnet_kit.model import load_model; assert load_model('worms', device='cpu').config.mask_aligned"],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for pkg in ('labelme', 'PyQt5', 'jupyterlab', 'ipywidgets'):
