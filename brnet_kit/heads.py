@@ -206,10 +206,13 @@ class BRNetRoIHeads(RoIHeads):
         "Coarse mask loss (torchvision's `maskrcnn_loss`) plus the λ-weighted BR-Net losses of the heads that exist."
         gt_masks, gt_labels = [t['masks'] for t in targets], [t['labels'] for t in targets]
         M = logits['coarse'].shape[-1]
-        def project(key):
+        done = {}
+        def project(key):   # each kind of target once (the whole masks serve the coarse and the refined head)
+            if key in done: return done[key]
             if key == 'masks': gts = gt_masks
             else: gts = [t[key] if key in t else decompose_masks(t['masks'])[EXTRA_TARGETS.index(key)] for t in targets]
-            return torch.cat([project_masks(m, p, i, M, self.mask_aligned) for m, p, i in zip(gts, proposals, matched_idxs)])
+            done[key] = torch.cat([project_masks(m, p, i, M, self.mask_aligned) for m, p, i in zip(gts, proposals, matched_idxs)])
+            return done[key]
         labels = torch.cat([l[i] for l, i in zip(gt_labels, matched_idxs)])
         idx = torch.arange(labels.shape[0], device=labels.device)
         if self.mask_aligned: losses = {'loss_mask': mask_bce(logits['coarse'][idx, labels], project('masks'))}
