@@ -32,7 +32,7 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
 # %% auto #0
 __all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
            'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
-           'toy_batch', 'bundled_models', 'model_path', 'save_model', 'load_model']
+           'toy_batch', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset', 'load_model']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -405,6 +405,13 @@ def save_model(path:str|Path, # the checkpoint file to (over)write
     with atomic_open(path, 'wb') as f: torch.save({'model': model.state_dict(), 'preset': preset.to_dict(), **extra}, f)
     return Path(path)
 
+def checkpoint_preset(ckpt:dict, # a checkpoint as `torch.load` returns it (has 'preset')
+                     )->Preset:
+    "The preset a checkpoint was trained with (keys of other brnet-kit versions left out)."
+    if not isinstance(ckpt.get('preset'), dict): raise BrnetError("not a brnet-kit checkpoint (it holds no preset)")
+    known = {f.name for f in fields(Preset)}
+    return Preset(**{k: v for k, v in ckpt['preset'].items() if k in known})
+
 def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundled model's name such as 'worms'
                device=None, # where to put the model; None = CUDA when available, else CPU
               )->BRNet:
@@ -417,8 +424,7 @@ def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundl
     except Exception as e: raise BrnetError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or not {'model', 'preset'} <= set(ckpt):
         raise BrnetError(f"{path}: not a brnet-kit checkpoint (needs the keys 'model' and 'preset')")
-    known = {f.name for f in fields(Preset)}
-    p = Preset(**{k: v for k, v in ckpt['preset'].items() if k in known})
+    p = checkpoint_preset(ckpt)
     model = build_model(p.replace(backbone_weights=''))   # the checkpoint holds every weight
     model.preset = p
     try: model.load_state_dict(ckpt['model'])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_train.ipynb #a15b317a
 from __future__ import annotations
-import collections, contextlib, csv, dataclasses, io, math, os, random, signal, threading, time
+import collections, contextlib, csv, io, math, os, random, signal, threading, time
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +15,7 @@ import torch.distributed as dist
 from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, get_device, progress, seed_everything, write_json
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
-from .model import build_model, save_model, load_model, model_path
+from .model import build_model, checkpoint_preset, save_model, load_model, model_path
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RUN_MARKER', 'make_optimizer', 'lr_factor', 'make_scheduler', 'to_coco_results', 'coco_ap',
@@ -274,9 +274,7 @@ class _Run:
             val_ann, intensity = val_ann or cfg['val_ann'], cfg['intensity']
         else:
             if preset is None and init:   # fine-tuning: the network of the initial weights
-                known = {f.name for f in dataclasses.fields(Preset)}
-                got = _load_checkpoint(Path(init), 'initial weights').get('preset', {})
-                p = Preset(**{k: v for k, v in got.items() if k in known}).replace(**overrides)
+                p = checkpoint_preset(_load_checkpoint(Path(init), 'initial weights')).replace(**overrides)
             else: p = load_preset(preset or 'demo', path=settings, **overrides)
             cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(Path(train_ann).resolve()),   # absolute: resume works from anywhere
                        val_ann=str(Path(val_ann).resolve()) if val_ann else None, intensity=intensity)
