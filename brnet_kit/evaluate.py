@@ -569,14 +569,14 @@ def _ap_at(E:COCOeval, evalImgs:list, idx)->float|None:
 # %% ../nbs/21_evaluate.ipynb #fd170d28
 def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
                      results_a:str|Path|list, # COCO results of model A (the reference, e.g. Mask R-CNN)
-                     results_b:str|Path|list, # COCO results of model B (e.g. BR-Net)
+                     results_b:str|Path|list|None=None, # COCO results of model B (e.g. BR-Net); None: only A's intervals (a_ci)
                      n:int=1000, # bootstrap draws
                      seed:int=0, # seed of the draws
                     )->dict: # 'AP', 'AP_crossing' -> a, b, diff (b − a), lo, hi (95 % interval of the difference), a_ci, b_ci
     "Mask AP of two models on the same images, and paired bootstrap 95 % intervals of their difference and of each."
     G, per = read_gt(gt), []
     group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in crossing_flags(G).items()}
-    for r in (results_a, results_b):
+    for r in (results_a,) if results_b is None else (results_a, results_b):
         D = COCO()
         D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'],
                          annotations=copy.copy(read_results(r, G, allow_empty=True)))
@@ -585,6 +585,7 @@ def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
         per.append((E, {'AP': E.evalImgs, 'AP_crossing': _stratum(E, group, 'crossing', 'nearest')}))
     I, rng = len(per[0][0]._paramsEval.imgIds), np.random.default_rng(seed)
     draws = [np.arange(I)] + [rng.integers(0, I, I) for _ in range(n)]
+    if len(per) == 1: per = per * 2   # one model: B is A (differences 0)
     out = {}
     for m in ('AP', 'AP_crossing'):
         v = np.array([[_ap_at(E, ev[m], idx) for E, ev in per] for idx in draws], dtype=float)

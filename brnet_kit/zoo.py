@@ -4,12 +4,12 @@
 
 # %% ../nbs/55_zoo.ipynb #72cbd3ac
 from __future__ import annotations
-import contextlib, hashlib, io, json, time
+import csv, hashlib, json, time
 from pathlib import Path
 
 import torch
 
-from .core import BrnetError, shared_data, write_json
+from .core import BrnetError, atomic_open, atomic_write, write_json
 from .settings import load_preset
 from .model import BASELINE, MODELS_DIR, bundled_models, load_model, model_path
 from .train import train
@@ -59,11 +59,9 @@ def export_weights(checkpoint:str|Path, # a checkpoint written by `brnet train`
     "Write a checkpoint's weights in half precision with its preset: what ships in the package."
     ck = torch.load(checkpoint, map_location='cpu', weights_only=True)
     sd = {k: v.half() if v.is_floating_point() else v for k, v in ck['model'].items()}
-    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix('.tmp')
-    torch.save({'model': sd, 'preset': ck['preset'], 'train_config': ck.get('train_config', {}), **info}, tmp)
-    tmp.replace(dest)
-    return dest
+    with atomic_open(dest, 'wb') as f:
+        torch.save({'model': sd, 'preset': ck['preset'], 'train_config': ck.get('train_config', {}), **info}, f)
+    return Path(dest)
 
 # %% ../nbs/55_zoo.ipynb #2e21e1df
 def _card_md(c:dict)->str:
@@ -80,7 +78,7 @@ def _card_md(c:dict)->str:
 ## How it was made
 
 - **Recipe**: preset `[{c['preset']}]` of brnet-kit's `settings.ini`{' with ' + ', '.join(f'{k}={v}' for k, v in c['switches'].items()) if c['switches'] else ''};
-  retrain with `brnet zoo train {c['name']}` (about {c['train_hours']:.1f} h on 2 CPU cores; it resumes).
+  retrain with `brnet zoo train {c['name']}` ({c['train_hours']:.1f} h of training steps on one CPU thread here; it resumes).
 - **Backbone initialisation**: random (no ImageNet weights); the network is {c['backbone']}.
 - **Stage 1**: {c['pretrain_steps']} steps on {c['pretrain_images']} synthetic images from `brnet synth` (seed {c['seed']}).
 - **Stage 2**: {c['steps']} steps on {c['train_wells']} BBBC010 wells ({c['train_worms']} worms), batch {c['batch_size']},
@@ -111,7 +109,7 @@ def write_card(card:dict, # the card's facts (see `zoo_train`)
     "Write the model card as JSON (for `brnet models`) and Markdown (for people)."
     folder = Path(folder)
     write_json(folder/f"{card['name']}.json", card, indent=1)
-    (folder/f"{card['name']}.md").write_text(_card_md(card), encoding='utf-8')
+    atomic_write(folder/f"{card['name']}.md", _card_md(card).encode('utf-8'))
     return folder/f"{card['name']}.md"
 
 # %% ../nbs/55_zoo.ipynb #75839922
@@ -146,7 +144,7 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
     scores = score_model(last, bb[1], keep_results=True)
     results = scores.pop('results')
     write_json(work/'heldout_results.json', results)      # for `brnet bench compare` against another recipe
-    ci = paired_bootstrap(bb[1], results, results, n=1000, seed=0)
+    ci = paired_bootstrap(bb[1], results, n=1000, seed=0)   # one model: intervals of its own scores
     hours = sum(float(x) for st in ('pretrain', 'bbbc010') if (work/st/'log.csv').exists()
                 for x in _seconds(work/st/'log.csv'))/3600
     tr, va = (json.loads(Path(f).read_text()) for f in bb)
@@ -172,8 +170,8 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
     return card
 
 def _seconds(log:Path)->list[str]:
-    from brnet_kit.train import _read_csv
-    return [r['seconds'] for r in _read_csv(log) if r.get('seconds')]
+    "The `seconds` column of a run's log.csv: the time of each training step."
+    with open(log, newline='') as f: return [r['seconds'] for r in csv.DictReader(f) if r.get('seconds')]
 
 # %% ../nbs/55_zoo.ipynb #fdfaf3c5
 def models(card:str|None=None, # print this bundled model's whole card
