@@ -569,14 +569,14 @@ def _convert_chunk(chunk:tuple)->list:
 
 # %% ../nbs/03_coco.ipynb #c57218fe
 def _find_json(labelme_dir:Path, out_dir:Path)->list:
-    "The LabelMe files under `labelme_dir` (POSIX paths relative to it), sorted, leaving out hidden folders and anything inside `out_dir`."
+    "The LabelMe files under `labelme_dir` (POSIX paths relative to it), sorted, leaving out hidden folders, anything inside `out_dir` and brnet's run records (`brnet-*.json`)."
     out = os.path.abspath(out_dir) + os.sep
     root = os.path.abspath(labelme_dir)
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and not (os.path.join(dirpath, d) + os.sep).startswith(out))
         rel = os.path.relpath(dirpath, root)
-        files += [f if rel == '.' else f'{rel}/{f}'.replace(os.sep, '/') for f in filenames if f.endswith('.json') and not f.startswith('.')]
+        files += [f if rel == '.' else f'{rel}/{f}'.replace(os.sep, '/') for f in filenames if f.endswith('.json') and not f.startswith(('.', 'brnet-'))]
     return sorted(files)
 
 def _run(rels:list, settings:tuple, workers:int):

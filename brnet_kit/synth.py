@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .core import BrnetError, atomic_write, progress, write_json
+from .core import BrnetError, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
 from .labelme import masks_to_shapes, write_labelme
 
@@ -556,17 +556,19 @@ def synth(out_dir:str, # folder to write the images and annotations to
         n_worms += len(s.worms); n_cross += int(s.crossing.sum())
         if format == 'labelme':       # LabelMe: SPLIT/name.png + SPLIT/name.json
             folder = out/where[name]
-            atomic_write(folder/f'{name}.png', png_bytes(s.image))
+            files.append(atomic_write(folder/f'{name}.png', png_bytes(s.image)))
             shapes = [sh for k, (m, w) in enumerate(zip(s.masks, s.worms)) for sh in worm_shapes(m, _box(w), k + 1)]
             files.append(write_labelme(folder/f'{name}.json', shapes, f'{name}.png', H, W))
         else:                         # COCO: images/name.png, annotations at the end
-            atomic_write(out/'images'/f'{name}.png', png_bytes(s.image))
+            files.append(atomic_write(out/'images'/f'{name}.png', png_bytes(s.image)))
             items.append(dict(file_name=f'images/{name}.png', height=H, width=W, masks=s.masks, labels=['worm']*len(s.masks)))
     if format == 'coco':
         parts = None
         if split: parts = {p: [f'images/{nm}.png' for nm in names if where[nm] == p] for p in dict.fromkeys(where.values())}
-        files = list(write_dataset(out, items, ['worm'], split=parts).values())
-    summary = dict(images=n, worms=n_worms, crossing=n_cross/max(n_worms, 1), format=format, out_dir=str(out), files=len(files))
+        files += list(write_dataset(out, items, ['worm'], split=parts).values())
+    removed = record_outputs(out, 'synth', files)    # a rerun leaves none of the last run's files that this one did not write
+    summary = dict(images=n, worms=n_worms, crossing=n_cross/max(n_worms, 1), format=format, out_dir=str(out), files=len(files),
+                   removed=[str(p) for p in removed])
     if not quiet:
         print(f"wrote {n} synthetic {W}x{H} {bits}-bit images with {n_worms} worms ({summary['crossing']:.0%} crossing another) "
               f"to {out} as {'LabelMe' if format == 'labelme' else 'COCO'}")

@@ -231,3 +231,64 @@ def test_rle_mutations_never_reach_pycocotools_broken():
         except BrnetError: return
         assert mu.decode({'size': [30, 40], 'counts': c.encode()}).shape == (30, 40)
     check()
+
+
+# Read-only output folders. As root every folder is writable, so there each case runs as the
+# unprivileged user `nobody` (uid 65534) in its forked child; the corpus is world-readable.
+NOBODY = 65534
+
+
+def _brnet_unprivileged(argv, home):
+    if os.geteuid() == 0:
+        os.setgroups([]); os.setgid(NOBODY); os.setuid(NOBODY)
+    os.environ['HOME'] = os.environ['MPLCONFIGDIR'] = str(home)   # a config folder nobody can write to would print a warning
+    return _brnet(argv)
+
+
+@pytest.fixture(scope='module')
+def ro_world(world):
+    import contextlib, io, shutil
+    from brnet_kit import cli
+    from brnet_kit.coco import convert
+    names = lambda c: [n for k, v in c.items() for n in (k, *(names(v) if isinstance(v, dict) else ()))]
+    cli.build_parser(names(cli.COMMANDS))   # import every command's module now: `nobody` may not read the Python installation
+    w = Path(tempfile.mkdtemp(prefix='brnet-ro-'))
+    shutil.copytree(world/'good', w/'good'); shutil.copy(world/'tiny.pt', w/'tiny.pt'); shutil.copy(world/'res.json', w/'res.json')
+    with contextlib.redirect_stdout(io.StringIO()): convert(w/'good', w/'coco')
+    (w/'home').mkdir(); (w/'ro').mkdir()
+    for dirpath, dirs, files in os.walk(w):
+        os.chmod(dirpath, 0o755)
+        for f in files: os.chmod(os.path.join(dirpath, f), 0o644)
+    os.chmod(w/'home', 0o777); os.chmod(w/'ro', 0o555)
+    yield w
+    os.chmod(w/'ro', 0o755); shutil.rmtree(w, ignore_errors=True)
+
+
+RO_CASES = [
+    ('convert-into-ro', ['convert', '{w}/good', '{w}/ro'], ['ro/annotations.json', 'cannot write here']),
+    ('convert-under-ro', ['convert', '{w}/good', '{w}/ro/out'], ['ro/out', 'Permission denied']),
+    ('synth-into-ro', ['synth', '{w}/ro', '--n', '1', '--size', '128x128', '--length', '40-60'], ['ro/synth_00000.png', 'cannot write here']),
+    ('predict-into-ro', ['predict', '{w}/good', '{w}/ro', '--model', '{w}/tiny.pt', '--device', 'cpu'], ['ro/', 'cannot write here']),
+    ('train-into-ro', ['train', '{w}/coco/annotations.json', '{w}/ro', '--steps', '1', '--device', 'cpu'], ['ro/brnet-train.json', 'cannot write here']),
+    ('train-under-ro', ['train', '{w}/coco/annotations.json', '{w}/ro/t', '--steps', '1', '--device', 'cpu'], ['ro/t', 'Permission denied']),
+    ('evaluate-out-ro', ['evaluate', '{w}/coco/annotations.json', '{w}/res.json', '--out', '{w}/ro/m.json'], ['ro/m.json', 'cannot write here']),
+    ('measure-out-ro', ['measure', '{w}/res.json', '--out', '{w}/ro/m.csv'], ['ro/m.csv', 'cannot write here']),
+    ('explain-out-ro', ['explain', '{w}/tiny.pt', '{w}/good/a.png', '--out', '{w}/ro/e.png', '--method', 'uam', '--score-thresh', '0'],
+     ['ro/e.png', 'cannot write here']),
+]
+
+
+@pytest.mark.parametrize('case', RO_CASES, ids=[c[0] for c in RO_CASES])
+def test_read_only_output(ro_world, case):
+    "An output folder the user may not write to: exit 2, one line naming the path, nothing written, nothing changed."
+    name, argv, says = case
+    argv = [a.format(w=ro_world) for a in argv]
+    before = _snapshot(ro_world/'good'), _snapshot(ro_world/'coco')
+    rc, out, err, took = _in_child(_brnet_unprivileged, argv, ro_world/'home', timeout=60)
+    assert rc is not None, f"{name}: still running after 60 s (killed)"
+    lines = err.strip().splitlines()
+    assert 'Traceback' not in err and len(lines) == 1, f"{name}: stderr should be one line, got:\n{err}"
+    for s in says: assert s in lines[0], f"{name}: {s!r} not in {lines[0]!r}"
+    assert rc == 2, (name, rc, err)
+    assert list((ro_world/'ro').iterdir()) == [], f"{name}: wrote into the read-only folder"
+    assert (_snapshot(ro_world/'good'), _snapshot(ro_world/'coco')) == before
