@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_evaluate.ipynb #f50c2d40
 from __future__ import annotations
-import contextlib, copy, io, json, math, numbers, time, typing
+import contextlib, copy, io, json, math, numbers, time, typing, warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ from .coco import check_rle
 
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
-           'detection_scores', 'crossing_scores', 'matched_morphometry', 'morphometry_errors', 'per_worm_scores',
-           'bland_altman', 'evaluate', 'format_metrics', 'paired_bootstrap']
+           'detection_scores', 'crossing_scores', 'matched_morphometry', 'morphometry_errors', 'worm_sums',
+           'worm_scores', 'per_worm_scores', 'bland_altman', 'evaluate', 'format_metrics', 'paired_bootstrap']
 
 # %% ../nbs/21_evaluate.ipynb #fb3f423d
 def _quiet():
@@ -336,18 +336,23 @@ def _counts(w:dict, k:int=0)->tuple[int,int,int]:
 
 def _ratio(a:float, b:float)->float|None: return float(a/b) if b else None
 
+def _det_sums(w:dict)->list:
+    "One image's TP, FP, FN at IoU 0.5 and its DSB score (NaN when it has nothing true and nothing predicted)."
+    s = [(tp + fp + fn, tp) for tp, fp, fn in (_counts(w, k) for k in range(len(_DSB_T)))]
+    return [*_counts(w), np.mean([t/n if n else 0.0 for n, t in s]) if any(n for n, _ in s) else np.nan]
+
+def _det_scores(S:np.ndarray)->dict:
+    "The detection scores from the images' `_det_sums` (rows)."
+    S = np.asarray(S, float).reshape(-1, 4)
+    (tp, fp, fn), dsb = S[:, :3].sum(0), S[np.isfinite(S[:, 3]), 3]
+    return dict(precision50=_ratio(tp, tp + fp), recall50=_ratio(tp, tp + fn), f1_50=_ratio(2*tp, 2*tp + fp + fn),
+                count_error=float(np.abs(S[:, 1] - S[:, 2]).mean()) if len(S) else None,   # |predicted − true| = |FP − FN|
+                dsb_map=float(dsb.mean()) if dsb.size else None, n_tp50=int(tp), n_fp50=int(fp), n_fn50=int(fn))
+
 def detection_scores(worms:list[dict], # `_image_worms` of each image
                     )->dict:
     "precision50, recall50, f1_50 (counts summed over images), count_error and dsb_map (means over images)."
-    c = np.array([_counts(w) for w in worms], float).reshape(-1, 3)
-    tp, fp, fn = c.sum(0)
-    dsb = []
-    for w in worms:
-        s = [(tp_ + fp_ + fn_, tp_) for tp_, fp_, fn_ in (_counts(w, k) for k in range(len(_DSB_T)))]
-        if any(n for n, _ in s): dsb.append(np.mean([t_/n if n else 0.0 for n, t_ in s]))  # nothing true, nothing predicted: no score
-    return dict(precision50=_ratio(tp, tp + fp), recall50=_ratio(tp, tp + fn), f1_50=_ratio(2*tp, 2*tp + fp + fn),
-                count_error=float(np.abs(c[:, 1] - c[:, 2]).mean()) if len(c) else None,   # |predicted − true| = |FP − FN|
-                dsb_map=float(np.mean(dsb)) if dsb else None, n_tp50=int(tp), n_fp50=int(fp), n_fn50=int(fn))
+    return _det_scores([_det_sums(w) for w in worms])
 
 # %% ../nbs/21_evaluate.ipynb #a076abf4
 def _overlaps(gts:list)->list:
@@ -362,23 +367,27 @@ def crossing_scores(worms:list[dict], # `_image_worms` of each image
                     flags:dict, # annotation id -> crossing? (from `crossing_flags`)
                    )->dict:
     "crossing_pixel_iou (kept share of the true overlap pixels, matched crossing worms) and untangled (share of crossing worms with IoU ≥ 0.8)."
-    kept = shared = n = whole = 0
-    for w, g, p in zip(worms, gts, preds):
-        cross = [k for k, a in enumerate(g) if flags.get(a['id'])]
-        if not cross: continue
-        n += len(cross)
-        ov = _overlaps(g)
-        for i, j, iou in w['pairs'][0]:
-            if j not in cross: continue
-            whole += iou >= 0.8
-            kept += _area(_inter(p[i]['segmentation'], ov[j])); shared += _area(ov[j])
+    return _cross_scores([_cross_sums(w, g, p, flags) for w, g, p in zip(worms, gts, preds)])
+
+def _cross_sums(w:dict, g:list, p:list, flags:dict)->list:
+    "One image's overlap pixels kept and shared (matched crossing worms), crossing worms untangled, and crossing worms."
+    cross = [k for k, a in enumerate(g) if flags.get(a['id'])]
+    kept = shared = whole = 0
+    ov = _overlaps(g) if cross else []
+    for i, j, iou in w['pairs'][0]:
+        if j not in cross: continue
+        whole += iou >= 0.8
+        kept += _area(_inter(p[i]['segmentation'], ov[j])); shared += _area(ov[j])
+    return [kept, shared, whole, len(cross)]
+
+def _cross_scores(S:np.ndarray)->dict:
+    kept, shared, whole, n = np.asarray(S, float).reshape(-1, 4).sum(0)
     return dict(crossing_pixel_iou=_ratio(kept, shared), untangled=_ratio(whole, n))
 
 # %% ../nbs/21_evaluate.ipynb #f2888ce9
 def _decode1(rle:dict)->np.ndarray:
     r = dict(rle)
     if isinstance(r['counts'], str): r['counts'] = r['counts'].encode('ascii')
-    import warnings
     with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword
         warnings.simplefilter('ignore', DeprecationWarning)
         return maskUtils.decode(r).astype(bool)
@@ -400,16 +409,48 @@ def matched_morphometry(worms:list[dict], # `_image_worms` of each image
 def morphometry_errors(rows:list[dict], # from `matched_morphometry`
                       )->dict:
     "length_mae_px, width_mae_px, area_rel_error (mean absolute relative error) and n_measured."
+    return _morph_scores([_morph_sums(rows)])
+
+def _morph_sums(rows:list[dict])->list:
+    "Summed absolute length and width errors and the worms measured; summed relative area errors and the worms with an area."
     ok = [r for r in rows if all(np.isfinite(r[k]) for k in ('length_gt', 'length_pred', 'width_gt', 'width_pred'))]
-    mean = lambda v: float(np.mean(v)) if len(v) else None
-    return dict(length_mae_px=mean([abs(r['length_pred'] - r['length_gt']) for r in ok]),
-                width_mae_px=mean([abs(r['width_pred'] - r['width_gt']) for r in ok]),
-                area_rel_error=mean([abs(r['area_pred'] - r['area_gt'])/r['area_gt'] for r in rows if r['area_gt']]),
-                n_measured=len(ok))
+    area = [abs(r['area_pred'] - r['area_gt'])/r['area_gt'] for r in rows if r['area_gt']]
+    return [sum(abs(r['length_pred'] - r['length_gt']) for r in ok), sum(abs(r['width_pred'] - r['width_gt']) for r in ok), len(ok),
+            sum(area), len(area)]
+
+def _morph_scores(S:np.ndarray)->dict:
+    dl, dw, n, da, na = np.asarray(S, float).reshape(-1, 5).sum(0)
+    return dict(length_mae_px=_ratio(dl, n), width_mae_px=_ratio(dw, n), area_rel_error=_ratio(da, na), n_measured=int(n))
 
 # %% ../nbs/21_evaluate.ipynb #a320aad0
 WORM_KEYS = ('precision50', 'recall50', 'f1_50', 'count_error', 'crossing_pixel_iou', 'untangled', 'dsb_map',
              'length_mae_px', 'width_mae_px', 'area_rel_error')
+
+def worm_sums(gt:COCO, # the ground truth from `read_gt`
+              dts:list[dict], # results from `read_results`, with masks
+              score_thr:float=0.5, # predictions scored below this are left out
+              max_dets:int=100, # at most this many predictions per image, best first
+              morphometry:bool=True, # measure the matched worms (length, width, area)
+              flags:dict|None=None, # from `crossing_flags`, if already at hand
+             )->tuple[np.ndarray, list]: # (I, 13) sums, one row per image in `sorted(gt.getImgIds())` order; the measured pairs
+    "What the per-worm scores are made of, image by image (arguments as `per_worm_scores`): `worm_scores` of any rows of it scores those images."
+    flags = crossing_flags(gt) if flags is None else flags
+    by_img = {}
+    for d in sorted(dts, key=lambda d: -d['score']):
+        if d['score'] >= score_thr: by_img.setdefault(d['image_id'], []).append(d)
+    ids = sorted(gt.getImgIds())
+    gts = [[a for a in gt.imgToAnns[i] if not a['iscrowd']] for i in ids]
+    preds = [by_img.get(i, [])[:max_dets] for i in ids]
+    worms = [_image_worms(g, [a for a in gt.imgToAnns[i] if a['iscrowd']], p) for i, g, p in zip(ids, gts, preds)]
+    measured = [matched_morphometry([w], [g], [p]) if morphometry else [] for w, g, p in zip(worms, gts, preds)]
+    S = [[*_det_sums(w), *_cross_sums(w, g, p, flags), *_morph_sums(m)] for w, g, p, m in zip(worms, gts, preds, measured)]
+    return np.array(S, float).reshape(-1, 13), [r for m in measured for r in m]
+
+def worm_scores(S:np.ndarray, # rows of `worm_sums` (images may repeat, as in a bootstrap draw)
+               )->dict:
+    "The per-worm scores (`WORM_KEYS`) and their counts over the images whose sums are given."
+    S = np.asarray(S, float).reshape(-1, 13)
+    return dict(_det_scores(S[:, :4]), **_cross_scores(S[:, 4:8]), **_morph_scores(S[:, 8:]))
 
 def per_worm_scores(gt:COCO, # the ground truth from `read_gt`
                     dts:list[dict], # results from `read_results`, with masks
@@ -419,18 +460,8 @@ def per_worm_scores(gt:COCO, # the ground truth from `read_gt`
                     flags:dict|None=None, # from `crossing_flags`, if already at hand
                    )->dict:
     "The per-worm scores (`WORM_KEYS`), their counts, and the measured pairs as `matched_worms`."
-    flags = crossing_flags(gt) if flags is None else flags
-    by_img = {}
-    for d in sorted(dts, key=lambda d: -d['score']):
-        if d['score'] >= score_thr: by_img.setdefault(d['image_id'], []).append(d)
-    ids = sorted(gt.getImgIds())
-    gts = [[a for a in gt.imgToAnns[i] if not a['iscrowd']] for i in ids]
-    preds = [by_img.get(i, [])[:max_dets] for i in ids]
-    worms = [_image_worms(g, [a for a in gt.imgToAnns[i] if a['iscrowd']], p) for i, g, p in zip(ids, gts, preds)]
-    out = dict(detection_scores(worms), **crossing_scores(worms, gts, preds, flags))
-    rows = matched_morphometry(worms, gts, preds) if morphometry else []
-    out.update(morphometry_errors(rows) if morphometry else dict(length_mae_px=None, width_mae_px=None, area_rel_error=None, n_measured=0))
-    return dict(out, matched_worms=rows)
+    S, rows = worm_sums(gt, dts, score_thr, max_dets, morphometry, flags)
+    return dict(worm_scores(S), matched_worms=rows)   # without morphometry no worm is measured: its scores are None
 
 # %% ../nbs/21_evaluate.ipynb #af5d85cd
 def bland_altman(rows:list[dict], # `matched_worms` of an evaluation
@@ -567,29 +598,53 @@ def _ap_at(E:COCOeval, evalImgs:list, idx)->float|None:
     finally: pe.imgIds, p.imgIds = saved
 
 # %% ../nbs/21_evaluate.ipynb #fd170d28
+def _seeds(r)->list:
+    "One model's results, or several (a list of files or of result lists, one per training seed): as a list of results."
+    return list(r) if isinstance(r, (list, tuple)) and r and all(isinstance(x, (str, Path, list, tuple)) for x in r) else [r]
+
+def _scored_run(G:COCO, r, group:dict, flags:dict, per_worm:bool, score_thr:float)->tuple:
+    "What a bootstrap draw needs of one run's results: its COCOeval, the crossing stratum, and the per-worm sums."
+    dts = read_results(r, G, allow_empty=True)
+    D = COCO()
+    D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'], annotations=copy.copy(dts))
+    with _quiet(): D.createIndex()
+    E = _quiet_eval(G, D, 'segm', 100)
+    S = worm_sums(G, dts, score_thr, flags=flags)[0] if per_worm and dts and 'segmentation' in dts[0] else None
+    return E, _stratum(E, group, 'crossing', 'nearest'), S
+
+def _draw_scores(runs:list, idx, keys:tuple)->list:
+    "Each key's score over the images `idx`, averaged over the runs (the seeds of one model)."
+    per = []
+    for E, cross, S in runs:
+        w = worm_scores(S[idx]) if S is not None else {}
+        per.append([_ap_at(E, E.evalImgs, idx), _ap_at(E, cross, idx), *(w.get(k) for k in keys[2:])])
+    return np.nanmean(np.array(per, dtype=float), 0)   # a score no run has stays NaN
+
 def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
-                     results_a:str|Path|list, # COCO results of model A (the reference, e.g. Mask R-CNN)
-                     results_b:str|Path|list|None=None, # COCO results of model B (e.g. BR-Net); None: only A's intervals (a_ci)
+                     results_a:str|Path|list, # COCO results of model A (the reference, e.g. Mask R-CNN), or a list of them, one per training seed
+                     results_b:str|Path|list|None=None, # the same for model B (e.g. BR-Net); None: only A's intervals (a_ci)
                      n:int=1000, # bootstrap draws
                      seed:int=0, # seed of the draws
-                    )->dict: # 'AP', 'AP_crossing' -> a, b, diff (b − a), lo, hi (95 % interval of the difference), a_ci, b_ci
-    "Mask AP of two models on the same images, and paired bootstrap 95 % intervals of their difference and of each."
-    G, per = read_gt(gt), []
-    group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in crossing_flags(G).items()}
-    for r in (results_a,) if results_b is None else (results_a, results_b):
-        D = COCO()
-        D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'],
-                         annotations=copy.copy(read_results(r, G, allow_empty=True)))
-        with _quiet(): D.createIndex()
-        E = _quiet_eval(G, D, 'segm', 100)
-        per.append((E, {'AP': E.evalImgs, 'AP_crossing': _stratum(E, group, 'crossing', 'nearest')}))
-    I, rng = len(per[0][0]._paramsEval.imgIds), np.random.default_rng(seed)
+                     per_worm:bool=True, # also the per-worm scores (`WORM_KEYS`)
+                     score_thr:float=0.5, # the per-worm scores leave out predictions scored below this
+                    )->dict: # 'AP', 'AP_crossing' (and `WORM_KEYS`) -> a, b, diff (b − a), lo, hi (95 % interval of the difference), a_ci, b_ci
+    "Scores of two models on the same images, and paired bootstrap 95 % intervals of their difference and of each; several seeds of a model are averaged."
+    G = read_gt(gt)
+    flags = crossing_flags(G)
+    group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in flags.items()}
+    keys = ('AP', 'AP_crossing', *(WORM_KEYS if per_worm else ()))
+    models = [[_scored_run(G, r, group, flags, per_worm, score_thr) for r in _seeds(m)]
+              for m in ((results_a,) if results_b is None else (results_a, results_b))]
+    if len(models) == 1: models = models * 2   # one model: B is A (differences 0)
+    I, rng = len(G.getImgIds()), np.random.default_rng(seed)
     draws = [np.arange(I)] + [rng.integers(0, I, I) for _ in range(n)]
-    if len(per) == 1: per = per * 2   # one model: B is A (differences 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)   # a draw without crossing worms has no crossing scores
+        v = np.array([[_draw_scores(runs, idx, keys) for runs in models] for idx in draws], dtype=float)   # (draws, 2, keys)
+    ci = lambda x: [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))] if (x := x[np.isfinite(x)]).size else [math.nan]*2
     out = {}
-    for m in ('AP', 'AP_crossing'):
-        v = np.array([[_ap_at(E, ev[m], idx) for E, ev in per] for idx in draws], dtype=float)
-        ci = lambda x: [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))] if (x := x[np.isfinite(x)]).size else [math.nan]*2
-        lo, hi = ci(v[1:, 1] - v[1:, 0])
-        out[m] = dict(a=v[0, 0], b=v[0, 1], diff=v[0, 1] - v[0, 0], lo=lo, hi=hi, a_ci=ci(v[1:, 0]), b_ci=ci(v[1:, 1]))
+    for k, m in enumerate(keys):
+        a, b = v[:, 0, k], v[:, 1, k]
+        lo, hi = ci(b[1:] - a[1:])
+        out[m] = dict(a=float(a[0]), b=float(b[0]), diff=float(b[0] - a[0]), lo=lo, hi=hi, a_ci=ci(a[1:]), b_ci=ci(b[1:]))
     return out

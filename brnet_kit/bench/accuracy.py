@@ -4,24 +4,25 @@
 
 # %% ../../nbs/50_bench.accuracy.ipynb #0769d786
 from __future__ import annotations
-import concurrent.futures, contextlib, io, json, math, os, resource, time
+import concurrent.futures, contextlib, csv, io, json, math, os, resource, time
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
-from ..core import BrnetError, shared_data, write_json
+from ..core import BrnetError, atomic_open, shared_data, write_json
 from ..settings import load_preset
 from ..synth import synth
 from ..bbbc010 import import_bbbc010
 from ..data import WormDataset
 from ..model import BASELINE, load_model
-from ..train import train, predict_dataset, _read_csv
+from ..train import train, predict_dataset
 from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PRETRAINED', 'COLUMNS', 'synthetic_data', 'bbbc010_data', 'train_row', 'score_model', 'format_table',
-           'bench_accuracy', 'bench_compare']
+__all__ = ['VARIANTS', 'PRETRAINED', 'ROWS', 'COLUMNS', 'PAIRED', 'synthetic_data', 'bbbc010_data', 'train_row', 'score_model',
+           'summarise', 'format_table', 'format_paired', 'plot_accuracy', 'bench_accuracy', 'bench_compare']
 
 # %% ../../nbs/50_bench.accuracy.ipynb #25ac7b0b
 VARIANTS = {
@@ -31,7 +32,9 @@ VARIANTS = {
     'BR-Net (full)': dict(uam=True, overlap_head=True, non_overlap_head=True, scrm=True, consistency=True),
 }
 PRETRAINED = 'BR-Net, synth-pretrained'
+ROWS = {'maskrcnn': 'Mask R-CNN', 'bsm': '+BSM', 'scrm': '+BSM+SCRM', 'brnet': 'BR-Net (full)', 'pretrained': PRETRAINED}
 COLUMNS = ('AP', 'AP50', 'AP75', 'mIoU', 'AP_crossing', 'AP_isolated')
+PAIRED = ('AP', 'AP_crossing', 'f1_50', 'untangled', 'crossing_pixel_iou', 'dsb_map', 'length_mae_px', 'width_mae_px')
 
 # %% ../../nbs/50_bench.accuracy.ipynb #5647ee19
 def synthetic_data(out:str|Path, # folder for the images and annotations_{train,val}.json
@@ -99,6 +102,7 @@ def train_row(out:str|Path, # the run's folder
 def score_model(checkpoint:str|Path, # a checkpoint written by `train`
                 val_ann:str|Path, # COCO file of the validation images
                 keep_results:bool=False, # also return the COCO results (key 'results')
+                results_to:str|Path|None=None, # also write the COCO results to this JSON file
                )->dict: # the `evaluate` metrics of COLUMNS, box_AP50, s_per_image (wall) and cpu_s_per_image
     "Predict the validation images with a checkpoint (final masks only, one image at a time) and score them."
     model = load_model(checkpoint, device='cpu')
@@ -107,6 +111,7 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
     t0, c0 = time.perf_counter(), _cpu_seconds()
     results = predict_dataset(model, ds, batch_size=1)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    if results_to: write_json(results_to, results)
     m = evaluate(val_ann, results, allow_empty=True, quiet=True)
     return dict({k: m.get(k) for k in COLUMNS}, box_AP50=m.get('box_AP50'), n_results=len(results),
                 s_per_image=wall/max(len(ds), 1), cpu_s_per_image=cpu/max(len(ds), 1), **({'results': results} if keep_results else {}))
@@ -114,30 +119,52 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
 # %% ../../nbs/50_bench.accuracy.ipynb #842551a1
 def _fmt(v, spec='.3f'): return '   –' if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
-def format_table(rows:dict, # row name -> metrics (from `score_model` and `train_row`)
+def summarise(runs:list[dict], # one row's metrics, one dict per training seed (from `score_model` and `train_row`)
+             )->dict: # each of COLUMNS, s_per_image and train_min: the mean, and KEY_sd the standard deviation over seeds
+    "Mean and spread over the seeds of one row."
+    out = {}
+    for k in (*COLUMNS, 's_per_image', 'train_min'):
+        v = np.array([r.get(k) for r in runs], dtype=float)
+        v = v[np.isfinite(v)]
+        out[k], out[f'{k}_sd'] = (float(v.mean()) if v.size else None), (float(v.std(ddof=1)) if v.size > 1 else None)
+    return out
+
+def _pm(r:dict, k:str, spec:str='.3f')->str:
+    "mean±sd (or the mean alone for one seed)."
+    return _fmt(r.get(k), spec) + ('' if r.get(f'{k}_sd') is None else '±' + _fmt(r[f'{k}_sd'], spec))
+
+def format_table(rows:dict, # row name -> `summarise` of its seeds (a single run's metrics work too)
                  title:str='', # printed above the table
                 )->str:
-    "The table of one dataset, shaped like the paper's Tables 2-3, with Δcross against the Mask R-CNN row."
+    "The table of one dataset, shaped like the paper's Tables 2-3: mean ± standard deviation over seeds, Δcross against Mask R-CNN."
     base = rows.get('Mask R-CNN', {}).get('AP_crossing')
-    head = (f"{'model':26s} {'AP':>6s} {'AP50':>6s} {'AP75':>6s} {'mIoU':>6s} {'APcross':>7s} {'APisol':>6s} {'Δcross':>7s} "
-            f"{'s/img':>6s} {'train min':>9s}")
+    w = 13 if any(r.get('AP_sd') is not None for r in rows.values()) else 7
+    head = f"{'model':26s} " + ' '.join(f'{c:>{w}s}' for c in ('AP', 'AP50', 'AP75', 'mIoU', 'APcross', 'APisol')) + \
+           f" {'Δcross':>7s} {'s/img':>6s} {'train min':>9s}"
     lines = ([title] if title else []) + [head]
     for name, r in rows.items():
         d = None if base is None or r.get('AP_crossing') is None else r['AP_crossing'] - base
-        lines.append(f"{name:26s} {_fmt(r.get('AP')):>6s} {_fmt(r.get('AP50')):>6s} {_fmt(r.get('AP75')):>6s} {_fmt(r.get('mIoU')):>6s} "
-                     f"{_fmt(r.get('AP_crossing')):>7s} {_fmt(r.get('AP_isolated')):>6s} {_fmt(d, '+.3f'):>7s} "
-                     f"{_fmt(r.get('s_per_image'), '.2f'):>6s} {_fmt(r.get('train_min'), '.1f'):>9s}")
+        lines.append(f"{name:26s} " + ' '.join(f'{_pm(r, c):>{w}s}' for c in COLUMNS) +
+                     f" {_fmt(d, '+.3f'):>7s} {_fmt(r.get('s_per_image'), '.2f'):>6s} {_fmt(r.get('train_min'), '.1f'):>9s}")
+    return '\n'.join(lines)
+
+def format_paired(paired:dict, # row name -> `paired_bootstrap` against Mask R-CNN
+                  title:str='', # printed above the table
+                 )->str:
+    "Each row minus Mask R-CNN (seed means), with the paired bootstrap 95 % interval over images, for the scores of PAIRED."
+    cell = lambda v: f"{_fmt(v['diff'], '+.3f')} [{_fmt(v['lo'], '+.3f')}, {_fmt(v['hi'], '+.3f')}]"
+    lines = ([title] if title else []) + [f"{'score':20s}" + ''.join(f'{name[:26]:>28s}' for name in paired)]
+    for k in PAIRED: lines.append(f"{k:20s}" + ''.join(f'{cell(p[k]):>28s}' for p in paired.values()))
     return '\n'.join(lines)
 
 def _slug(name:str)->str: return ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
 
 def _last_step(log:Path)->int:
     "The last step a run's log.csv records (0 before its first)."
-    try: rows = _read_csv(log)
+    try:
+        with open(log, newline='') as f: steps = [r.get('step') or '' for r in csv.DictReader(f)]
     except OSError: return 0
-    for r in reversed(rows):   # the last row may be one being written just now
-        if (r.get('step') or '').isdigit(): return int(r['step'])
-    return 0
+    return next((int(s) for s in reversed(steps) if s.isdigit()), 0)   # the last row may be one being written just now
 
 class _Runner:
     "Runs `train_row` jobs in this process (workers=1) or in a pool of one-thread processes."
@@ -158,10 +185,61 @@ class _Runner:
     def close(self):
         if self.pool is not None: self.pool.shutdown(cancel_futures=True)
 
+# %% ../../nbs/50_bench.accuracy.ipynb #b0f4d2e3
+def plot_accuracy(res:dict, # what `bench_accuracy` returns (or its accuracy.json)
+                  png:str|Path|None=None, # save the figure here (atomically); None = don't save
+                 ):
+    "Per dataset: each row's AP and crossing AP over its seeds, and each row minus Mask R-CNN with its 95 % interval."
+    import matplotlib.pyplot as plt
+    sets = [ds for ds in ('synthetic', 'bbbc010') if isinstance(res.get(ds), dict) and res[ds].get('rows')]
+    fig, axs = plt.subplots(max(len(sets), 1), 2, figsize=(13, 3.8*max(len(sets), 1)), squeeze=False, constrained_layout=True)
+    num = lambda v: math.nan if v is None else float(v)
+    for (left, right), ds in zip(axs, sets):
+        rows, paired = res[ds]['rows'], res[ds].get('paired', {})
+        for j, (k, colour, label) in enumerate((('AP', 'tab:blue', 'mask AP'), ('AP_crossing', 'tab:red', 'AP of crossing worms'))):
+            for i, (name, r) in enumerate(rows.items()):
+                x = i + (j - 0.5)*0.3
+                seeds = [num(s.get(k)) for s in r['seeds']]
+                left.scatter([x]*len(seeds), seeds, s=14, color=colour, alpha=0.5, label=label if i == 0 else None)
+                left.errorbar(x, num(r.get(k)), yerr=num(r.get(f'{k}_sd')) if r.get(f'{k}_sd') is not None else 0,
+                              fmt='_', ms=16, color=colour, capsize=4)
+        left.set_xticks(range(len(rows))); left.set_xticklabels(list(rows), fontsize=8)
+        left.set_ylabel('COCO mask AP'); left.legend(fontsize=8)
+        left.set_title(f"{res[ds].get('what', ds)}\ndots: one training seed each; bars: mean ± SD", fontsize=9)
+        keys = [k for k in PAIRED if not k.endswith('_px')]   # the scores on a 0-1 scale
+        for i, (name, p) in enumerate(paired.items()):
+            y = np.arange(len(keys)) + (i - (len(paired) - 1)/2)*0.8/max(len(paired), 1)
+            d, lo, hi = (np.array([num(p[k][s]) for k in keys]) for s in ('diff', 'lo', 'hi'))
+            right.errorbar(d, y, xerr=[np.nan_to_num(d - lo), np.nan_to_num(hi - d)], fmt='o', capsize=3, label=name)
+        right.axvline(0, color='grey', lw=0.8)
+        right.set_yticks(range(len(keys))); right.set_yticklabels(keys, fontsize=8); right.invert_yaxis()
+        right.set_xlabel('row − Mask R-CNN (mean over seeds; 95 % bootstrap interval over images)')
+        right.set_title('better than Mask R-CNN to the right' if paired else 'no Mask R-CNN row to compare with', fontsize=9)
+        if paired: right.legend(fontsize=8)
+    if png:
+        with atomic_open(png, 'wb') as f: fig.savefig(f, format='png', dpi=100)
+    return fig
+
+# %% ../../nbs/50_bench.accuracy.ipynb #c1a5e3f4
+def _choose(text:str, what:str, allowed:dict|None=None)->list:
+    "'maskrcnn,brnet' -> row names (in table order); '0,1,2' -> seeds."
+    items = [t.strip() for t in str(text).split(',') if t.strip()]
+    if allowed is not None:
+        if items == ['all']: items = list(allowed)
+        if not items or any(i not in allowed for i in items):
+            raise BrnetError(f"--{what} {text!r}: give some of {', '.join(allowed)} (comma-separated), or all")
+        return [allowed[k] for k in allowed if k in items]
+    try: seeds = [int(i) for i in items]
+    except ValueError: seeds = []
+    if not seeds or len(set(seeds)) != len(seeds): raise BrnetError(f"--{what} {text!r}: give distinct training seeds such as 0,1,2")
+    return seeds
+
 def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which datasets: (a) synthetic, (b) BBBC010, or both
+                   rows:str='maskrcnn,brnet', # the rows, of maskrcnn, bsm, scrm, brnet, pretrained; or all (the paper's ablation)
+                   seeds:str='0,1,2', # training seeds: every row is trained once per seed
                    preset:str='cpu', # settings preset of every row
-                   steps:int=2000, # training steps of every row (the common budget)
-                   out:str='runs/bench_accuracy', # folder for the data, the runs and accuracy.json
+                   steps:int=1200, # training steps of every row (the common budget)
+                   out:str='runs/bench_accuracy', # folder for the data, the runs, accuracy.json and accuracy.png
                    workers:int=2, # trainings at once, each a one-thread process (1: in this process, its threads)
                    synth_images:int=60, # synthetic images (a quarter for validation)
                    synth_size:str='696x520', # their size, WIDTHxHEIGHT
@@ -170,97 +248,117 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
                    bbbc010:str|None=None, # the BBBC010 folder (default: ../shared/data/bbbc010)
                    wells:str|None=None, # only these BBBC010 wells (default: all)
                    val:float=0.25, # share of the BBBC010 wells for validation
-                   seed:int=0, # the seed of every row (and of the data split)
+                   split_seed:int=0, # the seed of the synthetic set and of the split of the wells
+                   boot:int=1000, # bootstrap draws of the paired differences
                    resume:bool=False, # continue the runs already in OUT (default: start afresh)
                    options:list[str]|None=None, # preset keys to change for every row, e.g. lr=1e-3
                    progress_every:float=300, # seconds between progress lines (the running rows' steps)
                    **overrides, # (Python only) preset keys to change
-                  )->dict: # dataset -> row -> metrics (also in OUT/accuracy.json)
-    "Train Mask R-CNN, +BSM, +BSM+SCRM and the full BR-Net with the same budget; print AP tables like the paper's."
+                  )->dict: # dataset -> rows (mean, SD and each seed) and paired (each row − Mask R-CNN); also in OUT/accuracy.json
+    "Train the rows with the same budget and several seeds; print their AP tables (mean ± SD) and their paired differences from Mask R-CNN."
     if data not in ('both', 'synth', 'bbbc010'): raise BrnetError(f"bench accuracy: data must be both, synth or bbbc010, not {data!r}")
-    if steps < 1 or workers < 1: raise BrnetError(f"bench accuracy: steps and workers must be at least 1, got {steps}, {workers}")
+    if steps < 1 or workers < 1 or boot < 1: raise BrnetError(f"bench accuracy: steps, workers and boot must be at least 1")
+    names, seed_list = _choose(rows, 'rows', ROWS), _choose(seeds, 'seeds')
     for o in options or []:
         k, eq, v = o.partition('=')
         if not eq: raise BrnetError(f"--options: {o!r} is not key=value (e.g. lr=1e-3)")
         overrides[k.strip()] = v.strip()
     load_preset(preset, **overrides)                      # bad keys fail now, not after an hour
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    res = dict(settings=dict(preset=preset, steps=steps, seed=seed, workers=workers, overrides={k: str(v) for k, v in overrides.items()},
-                             synth_images=synth_images, synth_size=synth_size, synth_worms=synth_worms,
-                             synth_length=synth_length, wells=wells, val=val))
+    t0, full = time.perf_counter(), 'BR-Net (full)'
+    res = dict(settings=dict(preset=preset, steps=steps, rows=names, seeds=seed_list, workers=workers, split_seed=split_seed, boot=boot,
+                             overrides={k: str(v) for k, v in overrides.items()}, synth_images=synth_images, synth_size=synth_size,
+                             synth_worms=synth_worms, synth_length=synth_length, wells=wells, val=val))
     def save(): write_json(out/'accuracy.json', res, indent=1)
-    full = 'BR-Net (full)'
-    bb = bbbc010_data(out/'data'/'bbbc010', src=bbbc010, val=val, wells=wells, seed=seed) if data in ('both', 'bbbc010') else None
+    bb = bbbc010_data(out/'data'/'bbbc010', src=bbbc010, val=val, wells=wells, seed=split_seed) if data in ('both', 'bbbc010') else None
     if isinstance(bb, str): res['bbbc010'] = dict(skipped=bb); print(f"(b) BBBC010: skipped: {bb}")
-    sets = {}
-    if data in ('both', 'synth') or not (bb is None or isinstance(bb, str)):
+    sets, pretrain = {}, PRETRAINED in names and bb is not None and not isinstance(bb, str)
+    if data in ('both', 'synth') or pretrain:
         sets['synthetic'] = synthetic_data(out/'data'/'synth', n=synth_images, size=synth_size, worms=synth_worms,
-                                           length=synth_length, seed=seed)
+                                           length=synth_length, seed=split_seed)
     if bb is not None and not isinstance(bb, str): sets['bbbc010'] = bb
-    # the jobs: the synthetic full model first (the pretrained row waits for it), then the rest
-    kw = dict(preset=preset, steps=steps, seed=seed, resume=resume, overrides=overrides)
-    order = [('synthetic', full)] if 'synthetic' in sets else []
-    if data in ('both', 'synth'): order += [('synthetic', n) for n in VARIANTS if n != full]
-    if 'bbbc010' in sets: order += [('bbbc010', n) for n in VARIANTS]
-    n_jobs = len(order) + ('bbbc010' in sets)
-    print(f"bench accuracy: {n_jobs} trainings of {steps} steps, {workers} at a time; each logs its steps to "
-          f"{out}/<dataset>/<row>/log.csv", flush=True)
+    # the jobs, seed by seed: the synthetic full model first (a pretrained row waits for it), then the rest
+    order = []
+    for s in seed_list:
+        if 'synthetic' in sets and (pretrain or (data != 'bbbc010' and full in names)): order.append(('synthetic', full, s))
+        if data != 'bbbc010': order += [('synthetic', n, s) for n in names if n not in (full, PRETRAINED)]
+        if 'bbbc010' in sets: order += [('bbbc010', n, s) for n in names if n != PRETRAINED]
+    n_jobs = len(order) + pretrain*len(seed_list)
+    print(f"bench accuracy: {n_jobs} trainings of {steps} steps ({len(names)} rows × seeds {','.join(map(str, seed_list))}), "
+          f"{workers} at a time; each logs its steps to {out}/<dataset>/<row>/seed<S>/log.csv", flush=True)
+    kw = dict(preset=preset, steps=steps, resume=resume, overrides=overrides)
     runner, jobs, runs = _Runner(workers), {}, {}
-    def submit(ds, name, **more):
-        run = runs[ds, name] = out/ds/('pretrained' if name == PRETRAINED else _slug(name))
-        f = jobs[ds, name] = runner.submit(out=run, train_ann=sets[ds][0], switches=VARIANTS[full if name == PRETRAINED else name], **kw, **more)
+    def submit(ds, name, s, **more):
+        run = runs[ds, name, s] = out/ds/('pretrained' if name == PRETRAINED else _slug(name))/f'seed{s}'
+        f = jobs[ds, name, s] = runner.submit(out=run, train_ann=sets[ds][0], switches=VARIANTS[full if name == PRETRAINED else name],
+                                              seed=s, **kw, **more)
         def done(f):   # runs when the training ends, in whichever thread finished it
             took = f"{(time.perf_counter() - t0)/60:.1f} min into the benchmark"
-            print(f"  {ds} / {name}: " + (f"{f.result()['steps']} steps in {f.result()['train_min']:.1f} min ({took})"
-                                            if f.exception() is None else f"failed: {f.exception()!r}"), flush=True)
+            print(f"  {ds} / {name} / seed {s}: " + (f"{f.result()['steps']} steps in {f.result()['train_min']:.1f} min ({took})"
+                                                      if f.exception() is None else f"failed: {f.exception()!r}"), flush=True)
         f.add_done_callback(done)
     try:
-        for ds, name in order: submit(ds, name)
-        waiting = 'bbbc010' in sets                      # the pretrained row, until the synthetic full model is trained
+        for job in order: submit(*job)
+        waiting = set(seed_list) if pretrain else set()   # seeds whose pretrained row waits for their synthetic full model
         while True:
-            if waiting and jobs['synthetic', full].done():
-                submit('bbbc010', PRETRAINED, init=jobs['synthetic', full].result()['checkpoint']); waiting = False
+            for s in sorted(waiting):
+                if jobs['synthetic', full, s].done():
+                    submit('bbbc010', PRETRAINED, s, init=jobs['synthetic', full, s].result()['checkpoint']); waiting.discard(s)
             running = [k for k, f in jobs.items() if not f.done()]
             if not running and not waiting: break
             done, _ = concurrent.futures.wait([jobs[k] for k in running], timeout=progress_every, return_when='FIRST_COMPLETED')
             if not done:   # a while without news: where the training rows are
                 active = running[:workers]   # the pool takes jobs in order (its futures say "running" for queued ones too)
-                queued = len(running) - len(active) + waiting
+                queued = len(running) - len(active) + len(waiting)
                 print(f"  {(time.perf_counter() - t0)/60:.1f} min: " + ', '.join(
-                    f"{ds} / {name} at step {_last_step(runs[ds, name]/'log.csv')} of {steps}" for ds, name in active) +
+                    f"{ds} / {name} / seed {s} at step {_last_step(runs[ds, name, s]/'log.csv')} of {steps}" for ds, name, s in active) +
                     (f"; {queued} more waiting" if queued else ''), flush=True)
         trained = {k: f.result() for k, f in jobs.items()}
     finally: runner.close()
-    for ds in ('synthetic', 'bbbc010'):
-        names = [n for n in [*VARIANTS, PRETRAINED] if (ds, n) in trained]
-        if ds == 'synthetic' and data == 'bbbc010':
-            res['pretraining'] = trained[ds, full]; continue
-        if not names: continue
-        rows = res[ds] = {}
-        for name in names:
-            rows[name] = dict(score_model(trained[ds, name]['checkpoint'], sets[ds][1]), **trained[ds, name]); save()
+    if data == 'bbbc010' and pretrain: res['pretraining'] = {s: trained['synthetic', full, s] for s in seed_list}
+    for ds in [d for d in sets if d == 'bbbc010' or data != 'bbbc010']:
         n_tr, n_va = (len(json.loads(Path(f).read_text())['images']) for f in sets[ds])
         what = (f"(a) synthetic worms: {n_tr} training / {n_va} validation images of {synth_size}" if ds == 'synthetic' else
                 f"(b) BBBC010 brightfield: {n_tr} training / {n_va} validation wells")
-        print(format_table(rows, f"{what}; preset '{preset}', {steps} steps per row, seed {seed}"))
+        res[ds] = dict(what=what, rows={}, paired={})
+        for name in [n for n in names if (ds, n, seed_list[0]) in trained]:
+            per_seed = [dict(score_model(trained[ds, name, s]['checkpoint'], sets[ds][1], results_to=runs[ds, name, s]/'val_results.json'),
+                             seed=s, **trained[ds, name, s]) for s in seed_list]
+            res[ds]['rows'][name] = dict(summarise(per_seed), seeds=per_seed); save()
+        if 'Mask R-CNN' in res[ds]['rows']:
+            base = [runs[ds, 'Mask R-CNN', s]/'val_results.json' for s in seed_list]
+            for name in [n for n in res[ds]['rows'] if n != 'Mask R-CNN']:
+                res[ds]['paired'][name] = paired_bootstrap(sets[ds][1], base, [runs[ds, name, s]/'val_results.json' for s in seed_list], n=boot)
+        save()
+        print(format_table(res[ds]['rows'], f"{what}; preset '{preset}', {steps} steps per row, mean ± SD over seeds "
+                                            f"{','.join(map(str, seed_list))}"))
+        if res[ds]['paired']:
+            print(format_paired(res[ds]['paired'], f"paired differences from Mask R-CNN (seed means), 95 % interval over "
+                                                   f"{n_va} validation images, {boot} draws"))
     res['minutes'] = (time.perf_counter() - t0)/60
     save()
-    print(f"bench accuracy: {res['minutes']:.1f} min in all (data, training, scoring); everything in {out/'accuracy.json'}")
+    plt_fig = plot_accuracy(res, out/'accuracy.png')
+    import matplotlib.pyplot as plt; plt.close(plt_fig)
+    print(f"bench accuracy: {res['minutes']:.1f} min in all (data, training, scoring); everything in {out/'accuracy.json'}, "
+          f"the figure in {out/'accuracy.png'}")
     return res
 
 # %% ../../nbs/50_bench.accuracy.ipynb #629cdfc7
+def _files(r):
+    "'a.json,b.json' (one results file per training seed) -> a list; one file or results as they are."
+    return [s.strip() for s in r.split(',') if s.strip()] if isinstance(r, str) and ',' in r else r
+
 def bench_compare(gt:str, # ground-truth COCO annotations of the test images
-                  results_a:str, # COCO results of the reference model (e.g. Mask R-CNN)
-                  results_b:str, # COCO results of the model to compare (e.g. BR-Net)
+                  results_a:str, # COCO results of the reference model (e.g. Mask R-CNN); several seeds' files: comma-separated
+                  results_b:str, # COCO results of the model to compare (e.g. BR-Net); several seeds' files: comma-separated
                   n:int=1000, # bootstrap draws
                   seed:int=0, # seed of the draws
                   out:str|None=None, # also write the figures to this JSON file
-                 )->dict: # 'AP', 'AP_crossing' -> a, b, diff, lo, hi
-    "AP and crossing AP of two models on the same images, with a paired bootstrap 95 % interval of their difference."
-    r = paired_bootstrap(gt, results_a, results_b, n=n, seed=seed)
-    print(f"{'metric':12s} {'A':>6s} {'B':>6s} {'B − A':>7s}  95 % interval over images ({n} draws)")
+                 )->dict: # 'AP', 'AP_crossing' and `evaluate.WORM_KEYS` -> a, b, diff, lo, hi
+    "AP, crossing AP and the per-worm scores of two models on the same images, with paired bootstrap 95 % intervals of their differences."
+    r = paired_bootstrap(gt, _files(results_a), _files(results_b), n=n, seed=seed)
+    print(f"{'metric':20s} {'A':>6s} {'B':>6s} {'B − A':>7s}  95 % interval over images ({n} draws)")
     for m, v in r.items():
-        print(f"{m:12s} {_fmt(v['a'])} {_fmt(v['b'])} {_fmt(v['diff'], '+.3f'):>7s}  [{_fmt(v['lo'], '+.3f')}, {_fmt(v['hi'], '+.3f')}]")
+        print(f"{m:20s} {_fmt(v['a'])} {_fmt(v['b'])} {_fmt(v['diff'], '+.3f'):>7s}  [{_fmt(v['lo'], '+.3f')}, {_fmt(v['hi'], '+.3f')}]")
     if out: write_json(out, r, indent=1)
     return r
