@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_measure.ipynb #85a6eee5
 from __future__ import annotations
-import csv, json, math, os, warnings
+import contextlib, csv, json, math, os, warnings
 from pathlib import Path
 
 import numpy as np
@@ -330,6 +330,14 @@ def image_names(src:str|Path, # the COCO annotations file
     base = os.path.abspath(images) if images is not None else os.path.commonpath(found)
     return [Path(os.path.relpath(p, base)).as_posix() if p else '' for p in paths]
 
+def _predicted_names(src:Path, images=None)->dict:
+    "Image id → file name, from the `images.json` that `brnet predict` writes beside its results ({} if there is none)."
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        ims = json.loads(read_limited(src.parent/'images.json'))['images']
+        ids = [im['id'] for im in ims]
+        return dict(zip(ids, image_names(src.parent/'images.json', [str(im['file_name']) for im in ims], images)))
+    return {}
+
 def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
@@ -345,7 +353,7 @@ def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict
                 recs.append((dict(image_id=img_id, file_name=files[img_id], worm=k), a['segmentation']))
         return recs
     if not isinstance(data, list): raise BrnetError(f"{src}: neither a COCO results list nor a COCO annotations file")
-    recs, count = [], {}
+    recs, count, files = [], {}, _predicted_names(src, images)
     for i, r in enumerate(data):
         seg = r.get('segmentation') if isinstance(r, dict) else None
         if not isinstance(seg, dict) or 'size' not in seg or 'counts' not in seg:
@@ -357,7 +365,8 @@ def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict
         if float(score) < score_thr: continue
         if isinstance(seg['counts'], list): seg = maskUtils.frPyObjects(seg, *seg['size'])
         k = count[r.get('image_id')] = count.get(r.get('image_id'), -1) + 1
-        recs.append((dict(image_id=r.get('image_id'), worm=k, score=float(r.get('score', 1.0))), seg))
+        head = dict(image_id=r.get('image_id'), file_name=files.get(r.get('image_id'), ''), worm=k) if files else dict(image_id=r.get('image_id'), worm=k)
+        recs.append((dict(head, score=float(r.get('score', 1.0))), seg))
     return recs
 
 def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO annotations file
@@ -366,7 +375,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
             score_thr:float=0.5, # skip predictions scored below this (results files only)
             plot:str|None=None, # save histograms of length, width and area to this PNG
             quiet:bool=False, # print nothing
-            images:str|None=None, # annotations files: the images folder the table's file names are relative to (default: the one they share)
+            images:str|None=None, # the images folder the table's file names are relative to (default: the one they share)
            )->list[dict]:
     "Measure every worm of a COCO results or annotations file: length, width, area (px and µm); CSV and histograms."
     from pycocotools import mask as maskUtils

@@ -177,3 +177,23 @@ def test_table_and_csv_say_false_for_worms_inside_the_image(tmp_path):
     assert [line.split()[-1] for line in table[1:]] == ['False', 'True']       # not a blank for False
     with open(write_measurements_csv(tmp_path/'w.csv', rows), newline='') as f:
         assert [r['touches_edge'] for r in csv.DictReader(f)] == ['False', 'True']   # the same words as the table
+
+
+def test_predicted_worms_are_named_by_their_image(tmp_path):
+    "measure on `brnet predict`'s results names each worm's image as the images folder does, with gt= or without."
+    import contextlib, io, shutil
+    from brnet_kit.core import sample_dir
+    from brnet_kit.coco import convert
+    from brnet_kit.measure import measure
+    from brnet_kit.model import model_path
+    from brnet_kit.predict import predict
+    (tmp_path/'images').mkdir()
+    names = sorted(p.name for p in (sample_dir()/'val').glob('*.png'))[:2]
+    for n in names:
+        for f in (n, n.replace('.png', '.json')): shutil.copy(sample_dir()/'val'/f, tmp_path/'images'/f)
+    with contextlib.redirect_stdout(io.StringIO()): ann = convert(str(tmp_path/'images'), str(tmp_path/'runs'/'data'/'coco'))['files']['all']   # deeper than the predictions
+    for gt in (None, ann):
+        p = predict(tmp_path/'images', tmp_path/'runs'/('pred_gt' if gt else 'pred'), model=model_path('worms'), gt=gt,
+                    labelme=False, overlays=False, quiet=True)
+        rows = measure(str(p['results']), quiet=True, images=str(tmp_path/'images'))
+        assert rows and {r['file_name'] for r in rows} == set(names), (gt, {r['file_name'] for r in rows})
