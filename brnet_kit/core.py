@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #cc16b49a
 from __future__ import annotations
-import contextlib, json, os, random, stat, tempfile
+import contextlib, functools, json, os, random, stat, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -130,13 +130,32 @@ def record_outputs(out_dir:str|Path, # the run's output folder
 
 
 # %% ../nbs/00_core.ipynb #827c0aed
+@functools.cache
+def _notebook_bar():
+    "tqdm's notebook bar, displayed again in its place when it closes, so that a saved notebook shows how it ended."
+    import IPython.display as ipd
+    from tqdm.notebook import tqdm_notebook
+    class NotebookBar(tqdm_notebook):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, display=False, **kwargs)
+            self._handle = None
+            if not self.disable and hasattr(self, 'container'):
+                self._handle, self.displayed = ipd.display(self.container, display_id=True), True
+        def close(self):
+            super().close()
+            handle, self._handle = getattr(self, '_handle', None), None
+            if handle is not None and self.leave: handle.update(self.container)
+    return NotebookBar
+
 def progress(iterable=None, # what to iterate over
              desc:str|None=None, # the label in front of the bar
              total:int|None=None, # the length, when `iterable` has none
              **kwargs, # anything else `tqdm` takes
             ):
-    "A tqdm progress bar that hides itself when the output is not a terminal."
-    return tqdm(iterable, desc=desc, total=total, disable=kwargs.pop('disable', None), dynamic_ncols=True, **kwargs)
+    "A tqdm progress bar: hidden when the output is not a terminal; in a notebook, a widget whose saved copy shows how it ended."
+    in_notebook = any(c.__module__ == 'tqdm.notebook' for c in tqdm.__mro__)   # what tqdm.auto chose
+    bar = _notebook_bar() if in_notebook else tqdm
+    return bar(iterable, desc=desc, total=total, disable=kwargs.pop('disable', None), dynamic_ncols=True, **kwargs)
 
 # %% ../nbs/00_core.ipynb #920a1019
 def get_device(device:str|None=None, # 'cpu', 'cuda', 'cuda:1', or None for the best available

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_explain.ipynb #f6956b95
 from __future__ import annotations
-import contextlib, copy, io, math
+import base64, contextlib, copy, html, io, math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -24,10 +24,10 @@ from .data import image_to_tensor
 from .model import load_model
 
 # %% auto #0
-__all__ = ['METHODS', 'ALL_METHODS', 'final_head', 'mask_heads', 'fixed_box_logits', 'worm_forward', 'Detections', 'detect',
-           'show_uam', 'consistency_map', 'show_worm', 'gradcam_layers', 'resolve_layer', 'default_layer',
-           'Attribution', 'attribute', 'show_attribution', 'rank_correlation', 'cascade_blocks', 'sanity_check',
-           'show_sanity', 'explain_figure', 'explain', 'explorer']
+__all__ = ['METHODS', 'ALL_METHODS', 'METHOD_LABELS', 'final_head', 'mask_heads', 'fixed_box_logits', 'worm_forward',
+           'Detections', 'detect', 'show_uam', 'consistency_map', 'worm_name', 'show_worm', 'gradcam_layers',
+           'resolve_layer', 'default_layer', 'Attribution', 'attribute', 'show_attribution', 'rank_correlation',
+           'cascade_blocks', 'sanity_check', 'show_sanity', 'explain_figure', 'explain', 'layer_choices', 'explorer']
 
 # %% ../nbs/30_explain.ipynb #a35fda9e
 def final_head(model:nn.Module, # a BR-Net (or any torchvision Mask R-CNN)
@@ -87,6 +87,7 @@ class Detections:
     score_thresh: float = 0.5  # the threshold the worms passed
     max_score: float = math.nan  # the best score among everything the model found, kept or not
     geometry: tuple|None = None  # ((h, w) after the model's resize, (H, W) of the padded batch): where feature maps lie
+    given: bool = False  # True: the boxes were given (e.g. annotated worms), so `scores` are only the box classifier's opinion
 
     def __len__(self)->int: return len(self.boxes)
 
@@ -192,10 +193,13 @@ def detect(model:nn.Module, # a BR-Net from `load_model` or `build_model`
     return Detections(image=x.detach().cpu(), boxes=b.cpu().numpy().astype(np.float32).reshape(-1, 4),
                       scores=s.cpu().numpy().astype(np.float32), labels=l.cpu().numpy().astype(np.int64),
                       masks={k: v.float().cpu().numpy() for k, v in masks.items()}, levels=levels, attention=att,
-                      source=source, score_thresh=score_thresh, max_score=max_score, geometry=(resized, padded))
+                      source=source, score_thresh=score_thresh, max_score=max_score, geometry=(resized, padded),
+                      given=boxes is not None)
 
 # %% ../nbs/30_explain.ipynb #68625465
 def _grey(det:Detections)->np.ndarray: return det.image.mean(0).numpy()
+
+def _image_name(det:Detections)->str: return Path(det.source).name   # titles name the file, not its whole path
 
 def _colorbar(fig, mappable, ax, label:str):
     cb = fig.colorbar(mappable, ax=ax, shrink=0.85)
@@ -254,7 +258,7 @@ def show_uam(det:Detections, # from `detect`
     "The UAMs' channel attention φ (and 1 − φ) and spatial attention ψ of every FPN level, for one image."
     fig = Figure(figsize=(10, 7), layout='constrained')
     _draw_uam(fig, det)
-    fig.suptitle(title or f'What the United Attention Modules attend to in {det.source}', fontsize=13, fontweight='bold')
+    fig.suptitle(title or f'What the United Attention Modules attend to in {_image_name(det)}', fontsize=13, fontweight='bold')
     return fig
 
 # %% ../nbs/30_explain.ipynb #2a0273ac
@@ -281,6 +285,12 @@ def _check_instance(det:Detections, instance:int)->None:
         raise BrnetError(f"{det.source}: there is no worm {instance}: {len(det)} worm{'s were' if len(det) > 1 else ' was'} "
                          f"predicted, numbered 0 to {len(det) - 1}")
 
+def worm_name(det:Detections, # from `detect`
+              i:int, # which worm
+             )->str:
+    "How figures name worm `i`: 'annotated worm i' for given boxes (a box classifier's score on them means little), else with its detection score."
+    return f'annotated worm {i}' if det.given else f'worm {i} (score {det.scores[i]:.2f})'
+
 def _crop(det:Detections, i:int, margin:float=0.25, least:int=32)->tuple[int, int, int, int]:
     "y0, y1, x0, x1 of a square-ish window around worm `i`'s box."
     H, W = det.size
@@ -300,7 +310,7 @@ def _draw_worm(fig, det:Detections, i:int)->None:
     axs = fig.subplots(1, 6)
     axs[0].imshow(_grey(det)[y0:y1, x0:x1], cmap='gray', vmin=0, vmax=1)
     axs[0].add_patch(_box_patch(det, i, c))
-    axs[0].set_title(f'worm {i}\nscore {det.scores[i]:.2f}', fontsize=10)
+    axs[0].set_title(worm_name(det, i).replace(' (', '\n('), fontsize=10)
     im = None
     for ax, k in zip(axs[1:5], ('coarse', 'overlap', 'non_overlap', 'refined')):
         if k in det.masks:
@@ -443,13 +453,12 @@ def _draw_attr(fig, det:Detections, a:Attribution)->None:
     axs[0].set_title('whole image', fontsize=10); axs[1].set_title(f'worm {i}, close up', fontsize=10)
     _colorbar(fig, im, list(axs), _LABELS[a.method])
     layer = f' on layer {a.layer}' if a.layer else ''
-    fig.suptitle(f"{_NAMES[a.method]}{layer} for worm {i} (score {det.scores[i]:.2f}): "
-                 f"what drives its summed {a.head} mask logits ({a.target:.1f})")
+    fig.suptitle(f"{_NAMES[a.method]}{layer}: where the evidence for the {a.head} mask of {worm_name(det, i)} comes from")
     if not np.abs(m).max():
         why = (f"worm {i} is pooled from level {det.levels[i]}, so no gradient reaches {a.layer}"
                if a.layer and a.layer.startswith('fpn.') and a.layer != f'fpn.{det.levels[i]}' else
                "no place of this layer raises the worm's mask logits (Grad-CAM keeps only positive evidence)")
-        fig.text(0.5, 0.02, f"all zero: {why}", ha='center', color='tab:red')
+        fig.supxlabel(f"all zero: {why}", color='tab:red', fontsize=10)   # below the axes, never over the image
 
 def _final_head_of(det:Detections)->str:
     "The final mask head among a `Detections`' masks: 'refined' if present, else 'coarse'."
@@ -593,7 +602,8 @@ def explain_figure(model:nn.Module, # a BR-Net
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.6, 1])
         _draw_attr(top, det, a)
     _draw_worm(bottom, det, instance)
-    fig.suptitle(f"{det.source}: {len(det)} worm{'s' if len(det) != 1 else ''}, worm {instance} explained",
+    n = f"{len(det)} {'annotated ' if det.given else ''}worm{'s' if len(det) != 1 else ''}"
+    fig.suptitle(f"{_image_name(det)}: {n}, worm {instance} explained",
                  fontsize=13, fontweight='bold')
     return fig
 
@@ -622,50 +632,76 @@ def explain(checkpoint:str, # a checkpoint written by `brnet train` (in Python, 
     return path
 
 # %% ../nbs/30_explain.ipynb #cc4b901c
+METHOD_LABELS = dict(uam='UAM attention', gradcam='Grad-CAM', ig='Integrated gradients', saliency='Saliency')
+
+def layer_choices(model:nn.Module, # a BR-Net
+                  det:Detections|None=None, # from `detect` on this model, to give each level's stride
+                 )->list[tuple[str, str]]: # (readable label, layer name for `attribute`)
+    "The Grad-CAM layers worth choosing, readably labelled: each pyramid level's FPN output, then its UAM output."
+    layers = gradcam_layers(model)
+    stride = {k: f", stride {v['stride']}" for k, v in (det.attention if det is not None else {}).items()}
+    return ([(f"pyramid level {k}{stride.get(k, '')}: FPN output", f'fpn.{k}') for k in _levels(model) if f'fpn.{k}' in layers]
+            + [(f"pyramid level {k}{stride.get(k, '')}: UAM output", f'uam.{k}') for k in _levels(model) if f'uam.{k}' in layers])
+
+def _png(fig:Figure, dpi:int=80)->bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi)
+    return buf.getvalue()
+
+# %% ../nbs/30_explain.ipynb #e534aef6
+def _static_box(W):
+    "An ipywidgets VBox whose display also carries `png` and `text`: what a saved or rendered notebook shows."
+    class ExplorerBox(W.VBox):
+        png, text = b'', ''
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs) or {}
+            data['text/plain'] = self.text
+            if self.png: data['image/png'] = base64.b64encode(self.png).decode('ascii')
+            return data
+    return ExplorerBox
+
 def explorer(model:nn.Module, # a BR-Net (e.g. from `load_model`)
              images:list, # image files (or arrays / tensors) to choose from
              score_thresh:float=0.5, # keep worms scoring at least this
              boxes:list|None=None, # per image, (N,4) worm boxes to use instead of the detector's (or None)
              steps:int=16, # Integrated Gradients' path points (fewer = faster)
             ):
-    "An ipywidgets explorer: choose image, worm, method and layer; the figure updates in place."
+    "An ipywidgets explorer: choose image, worm, method and layer; the picture updates in place."
     try: import ipywidgets as W
     except ImportError: raise BrnetError("the explorer needs ipywidgets: pip install 'brnet-kit[notebooks]'") from None
-    from IPython.display import display
     images = list(images)
     if not images: raise BrnetError("explorer: no images given")
     names = [Path(im).name if isinstance(im, (str, Path)) else f'image {i}' for i, im in enumerate(images)]
-    image_w = W.Dropdown(options=list(zip(names, range(len(images)))), value=0, description='image')
-    worm_w = W.Dropdown(options=[], description='worm')
-    method_w = W.ToggleButtons(options=list(ALL_METHODS), value='uam', description='method')
-    layer_w = W.Dropdown(options=['auto'] + list(gradcam_layers(model)), value='auto', description='layer', disabled=True)
-    out = W.Output()
-    ui = W.VBox([W.HBox([image_w, worm_w]), W.HBox([method_w, layer_w]), out])
     cache: dict = {}
-    state = dict(busy=False)
-
     def dets(i):
         if i not in cache: cache[i] = detect(model, images[i], score_thresh, None if boxes is None else boxes[i])
         return cache[i]
+    image_w = W.Dropdown(options=list(zip(names, range(len(images)))), value=0, description='image')
+    worm_w = W.Dropdown(options=[], description='worm')
+    method_w = W.ToggleButtons(options=[(METHOD_LABELS[m], m) for m in ALL_METHODS], value='uam', description='method')
+    layer_w = W.Dropdown(options=[("auto: the worm's own level", 'auto')] + layer_choices(model, dets(0)), value='auto',
+                         description='layer', disabled=True)
+    note, picture = W.HTML(), W.Image(format='png')
+    ui = _static_box(W)([W.HBox([image_w, worm_w]), W.HBox([method_w, layer_w]), note, picture])
+    ui.text = (f"brnet explorer of {len(images)} image{'s' if len(images) != 1 else ''}: run this cell in Jupyter (with "
+               "ipywidgets) to explore; the picture is its first view")
+    state = dict(busy=False)
 
     def redraw(*_):
         if state['busy']: return
         layer_w.disabled = method_w.value != 'gradcam'
-        d = dets(image_w.value)
-        with out:
-            out.clear_output(wait=True)
-            try:
-                layer = layer_w.value if method_w.value == 'gradcam' and layer_w.value != 'auto' else None
-                ui.figure = explain_figure(model, d, worm_w.value or 0, method_w.value, layer, steps=steps)
-                display(ui.figure)
-            except BrnetError as e:
-                ui.figure = None
-                print(e)
+        try:
+            layer = layer_w.value if method_w.value == 'gradcam' and layer_w.value != 'auto' else None
+            ui.figure = explain_figure(model, dets(image_w.value), worm_w.value or 0, method_w.value, layer, steps=steps)
+            picture.value, note.value = _png(ui.figure), ''
+        except BrnetError as e:
+            ui.figure, picture.value, note.value = None, b'', html.escape(str(e))
+        ui.png = picture.value
 
     def new_image(*_):
         d = dets(image_w.value)
         state['busy'] = True
-        worm_w.options = [(f'{k}: score {s:.2f}', k) for k, s in enumerate(d.scores)]
+        worm_w.options = [(worm_name(d, k), k) for k in range(len(d))]
         worm_w.value = 0 if len(d) else None
         state['busy'] = False
         redraw()

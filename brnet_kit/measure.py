@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_measure.ipynb #85a6eee5
 from __future__ import annotations
-import csv, json, math, warnings
+import contextlib, csv, json, math, os, warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from .core import BrnetError, atomic_open, progress, read_limited
 
 # %% auto #0
 __all__ = ['longest_path', 'centreline', 'measure_worm', 'measure_worms', 'format_measurements', 'write_measurements_csv',
-           'plot_measurements', 'mask_convention', 'measure']
+           'plot_measurements', 'mask_convention', 'image_names', 'measure']
 
 # %% ../nbs/23_measure.ipynb #c345f152
 def _pixel_graph(skel:np.ndarray)->tuple[np.ndarray, np.ndarray, list]:
@@ -263,7 +263,8 @@ def format_measurements(rows:list[dict], # rows from `measure_worms` (extra keys
     if not rows: return '(no worms)'
     cols = _columns(rows)
     def cell(v):
-        if isinstance(v, bool) or v is None: return '' if v is None else ('yes' if v else '')
+        if v is None: return ''
+        if isinstance(v, bool): return str(v)   # True / False, as the CSV file writes them
         if isinstance(v, float): return 'nan' if math.isnan(v) else f'{v:.{digits}f}'
         return str(v)
     cells = [[cell(r.get(c)) for c in cols] for r in rows]
@@ -318,21 +319,41 @@ _LABELME_NOTE = ("note: these masks were drawn as LabelMe draws polygons (raster
                  "outlines; `brnet convert --raster polygon` gives the polygons' own areas")
 
 # %% ../nbs/23_measure.ipynb #cc2f4b95
-def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
+def image_names(src:str|Path, # the COCO annotations file
+                names:list[str], # its images' file names (relative to the file's folder, as COCO stores them)
+                images:str|Path|None=None, # the images folder; None = the folder all the images share
+               )->list[str]:
+    "The images' paths relative to the images folder (as a user names it), not to the annotations file (`../../data/...`)."
+    paths = [os.path.abspath(Path(src).parent/n) if n else '' for n in names]
+    found = [os.path.dirname(p) for p in paths if p]
+    if not found: return list(names)
+    base = os.path.abspath(images) if images is not None else os.path.commonpath(found)
+    return [Path(os.path.relpath(p, base)).as_posix() if p else '' for p in paths]
+
+def _predicted_names(src:Path, images=None)->dict:
+    "Image id → file name, from the `images.json` that `brnet predict` writes beside its results ({} if there is none)."
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        ims = json.loads(read_limited(src.parent/'images.json'))['images']
+        ids = [im['id'] for im in ims]
+        return dict(zip(ids, image_names(src.parent/'images.json', [str(im['file_name']) for im in ims], images)))
+    return {}
+
+def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
     from brnet_kit.coco import check_rle
     if isinstance(data, dict) and 'annotations' in data:
         from brnet_kit.evaluate import read_gt
         gt = read_gt(data)
-        recs = []
-        for img_id in sorted(gt.getImgIds()):
+        recs, ids = [], sorted(gt.getImgIds())
+        files = dict(zip(ids, image_names(src, [str(gt.imgs[i].get('file_name', '')) for i in ids], images)))
+        for img_id in ids:
             anns = [a for a in gt.imgToAnns[img_id] if not a['iscrowd']]
             for k, a in enumerate(anns):
-                recs.append((dict(image_id=img_id, file_name=gt.imgs[img_id].get('file_name', ''), worm=k), a['segmentation']))
+                recs.append((dict(image_id=img_id, file_name=files[img_id], worm=k), a['segmentation']))
         return recs
     if not isinstance(data, list): raise BrnetError(f"{src}: neither a COCO results list nor a COCO annotations file")
-    recs, count = [], {}
+    recs, count, files = [], {}, _predicted_names(src, images)
     for i, r in enumerate(data):
         seg = r.get('segmentation') if isinstance(r, dict) else None
         if not isinstance(seg, dict) or 'size' not in seg or 'counts' not in seg:
@@ -344,7 +365,8 @@ def _worm_records(src:Path, data, score_thr:float)->list[tuple[dict, dict]]:
         if float(score) < score_thr: continue
         if isinstance(seg['counts'], list): seg = maskUtils.frPyObjects(seg, *seg['size'])
         k = count[r.get('image_id')] = count.get(r.get('image_id'), -1) + 1
-        recs.append((dict(image_id=r.get('image_id'), worm=k, score=float(r.get('score', 1.0))), seg))
+        head = dict(image_id=r.get('image_id'), file_name=files.get(r.get('image_id'), ''), worm=k) if files else dict(image_id=r.get('image_id'), worm=k)
+        recs.append((dict(head, score=float(r.get('score', 1.0))), seg))
     return recs
 
 def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO annotations file
@@ -353,6 +375,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
             score_thr:float=0.5, # skip predictions scored below this (results files only)
             plot:str|None=None, # save histograms of length, width and area to this PNG
             quiet:bool=False, # print nothing
+            images:str|None=None, # the images folder the table's file names are relative to (default: the one they share)
            )->list[dict]:
     "Measure every worm of a COCO results or annotations file: length, width, area (px and µm); CSV and histograms."
     from pycocotools import mask as maskUtils
@@ -360,7 +383,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     if not path.exists(): raise BrnetError(f"{path}: file not found")
     try: data = json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
-    recs = _worm_records(path, data, score_thr)
+    recs = _worm_records(path, data, score_thr, images)
     raster = mask_convention(data)
     if raster is not None: recs = [(dict(head, raster=raster), rle) for head, rle in recs]
     with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword

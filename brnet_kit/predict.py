@@ -546,7 +546,8 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap) if batch else []
             for (k, x), pred in zip(batch, preds):
                 p, H, W = paths[k], *x.shape[1:]
-                if gt is None: im = dict(id=k + 1, file_name=Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix())
+                rel = Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix()   # like a COCO file: relative to images.json
+                if gt is None: im = dict(id=k + 1, file_name=rel)
                 else:
                     im = by_path.get(p.resolve()) or by_name.get(p.name)
                     if im is None or (im.get('height'), im.get('width')) != (H, W):
@@ -554,7 +555,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                                           f"is {H}x{W} but the annotations file says {im.get('height')}x{im.get('width')}"))
                         im = None
                 if im is not None:
-                    img_list.append(dict(id=int(im['id']), file_name=str(im['file_name']), height=H, width=W))
+                    img_list.append(dict(id=int(im['id']), file_name=rel, height=H, width=W))
                     results += results_to_coco(_subset(pred, pred['scores'] >= coco_score_thresh), int(im['id']))
                 shown = _subset(pred, pred['scores'] >= score_thresh)
                 n_worms += len(shown['scores'])

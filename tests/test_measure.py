@@ -133,3 +133,67 @@ def test_lengths_through_crossings():
             assert len(e) > 80 and np.abs(e).max() < 0.05 and abs(e.mean()) < 0.015, lines[-1]
     print('; '.join(lines) + f'; no skeleton path: {sum(r[3] for r in rows)} of {len(rows)}')
     assert sum(r[3] for r in rows) == 0
+
+
+def _converted(tmp_path, folders=('day1',)):
+    "LabelMe files (one worm each) in sub-folders of tmp/images, converted into tmp/runs/coco: far from the images."
+    import contextlib, io
+    from brnet_kit.coco import convert
+    from brnet_kit.labelme import _demo_file
+    worm = [dict(label='worm', points=[[10, 10], [50, 10], [50, 18], [10, 18]], shape_type='polygon')]
+    for f in folders:
+        (tmp_path/'images'/f).mkdir(parents=True)
+        _demo_file(tmp_path/'images'/f, 'a.json', worm)
+    with contextlib.redirect_stdout(io.StringIO()): convert(str(tmp_path/'images'), str(tmp_path/'runs'/'coco'))
+    return tmp_path/'runs'/'coco'/'annotations.json'
+
+
+def test_csv_names_images_relative_to_their_folder(tmp_path, monkeypatch):
+    "The CSV's file_name is the image's path in the images folder, not the COCO file's '../../images/...'."
+    import csv, json
+    from brnet_kit import cli
+    from brnet_kit.measure import measure
+    ann = _converted(tmp_path, ('day1', 'day2'))
+    assert all(im['file_name'].startswith('../../images/') for im in json.loads(ann.read_text())['images'])
+    rows = measure(str(ann), out=str(tmp_path/'w.csv'), quiet=True)
+    assert sorted(r['file_name'] for r in rows) == ['day1/a.png', 'day2/a.png']
+    with open(tmp_path/'w.csv', newline='') as f: back = list(csv.DictReader(f))
+    assert sorted(r['file_name'] for r in back) == ['day1/a.png', 'day2/a.png']
+    # one sub-folder only: by default named from it; --images names the folder as the user gave it
+    one = _converted(tmp_path/'one')
+    assert [r['file_name'] for r in measure(str(one), quiet=True)] == ['a.png']
+    monkeypatch.chdir(tmp_path/'one')
+    assert cli.main(['measure', str(one), '--images', 'images', '--out', 'w.csv']) == 0
+    with open(tmp_path/'one'/'w.csv', newline='') as f: assert [r['file_name'] for r in csv.DictReader(f)] == ['day1/a.png']
+
+
+def test_table_and_csv_say_false_for_worms_inside_the_image(tmp_path):
+    import csv
+    from brnet_kit.measure import format_measurements, write_measurements_csv
+    bars = np.zeros((2, 40, 120), bool); bars[0, 15:25, 10:90] = True; bars[1, 0:10, 20:100] = True   # the second touches the top
+    rows = measure_worms(bars)
+    table = format_measurements(rows).splitlines()
+    assert table[0].split()[-1] == 'touches_edge'
+    assert [line.split()[-1] for line in table[1:]] == ['False', 'True']       # not a blank for False
+    with open(write_measurements_csv(tmp_path/'w.csv', rows), newline='') as f:
+        assert [r['touches_edge'] for r in csv.DictReader(f)] == ['False', 'True']   # the same words as the table
+
+
+def test_predicted_worms_are_named_by_their_image(tmp_path):
+    "measure on `brnet predict`'s results names each worm's image as the images folder does, with gt= or without."
+    import contextlib, io, shutil
+    from brnet_kit.core import sample_dir
+    from brnet_kit.coco import convert
+    from brnet_kit.measure import measure
+    from brnet_kit.model import model_path
+    from brnet_kit.predict import predict
+    (tmp_path/'images').mkdir()
+    names = sorted(p.name for p in (sample_dir()/'val').glob('*.png'))[:2]
+    for n in names:
+        for f in (n, n.replace('.png', '.json')): shutil.copy(sample_dir()/'val'/f, tmp_path/'images'/f)
+    with contextlib.redirect_stdout(io.StringIO()): ann = convert(str(tmp_path/'images'), str(tmp_path/'runs'/'data'/'coco'))['files']['all']   # deeper than the predictions
+    for gt in (None, ann):
+        p = predict(tmp_path/'images', tmp_path/'runs'/('pred_gt' if gt else 'pred'), model=model_path('worms'), gt=gt,
+                    labelme=False, overlays=False, quiet=True)
+        rows = measure(str(p['results']), quiet=True, images=str(tmp_path/'images'))
+        assert rows and {r['file_name'] for r in rows} == set(names), (gt, {r['file_name'] for r in rows})

@@ -1,4 +1,5 @@
-"""Every notebook in nbs/ (tutorials included) runs as one pytest test.
+"""Every library notebook in nbs/ runs as one pytest test (in-process, as `nbdev-test` runs it); the
+tutorials run on a real Jupyter kernel in tests/test_tutorials_nbclient.py.
 
 Cells flagged with one of the nbdev test flags in pyproject.toml (`notest slow cuda`) are
 skipped; set BRNET_TEST_FLAGS="slow" (space-separated) to run those cells too.
@@ -11,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT/'nbs').rglob('*.ipynb')
                    if '.ipynb_checkpoints' not in p.parts and not p.name.startswith('_'))
+LIBRARY = [p for p in NOTEBOOKS if 'tutorials' not in p.relative_to(ROOT/'nbs').parts]
 
 
 def _flags():
@@ -20,7 +22,7 @@ def _flags():
     return [f for f in skip if f not in force], force
 
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(ROOT/'nbs')) for p in NOTEBOOKS])
+@pytest.mark.parametrize('nb', LIBRARY, ids=[str(p.relative_to(ROOT/'nbs')) for p in LIBRARY])
 def test_notebook(nb):
     from nbdev.test import test_nb
     skip, force = _flags()
