@@ -20,7 +20,8 @@ from .model import load_model, model_path
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'tile_windows', 'BoxMasks', 'merge_tiles',
-           'predict_tiled', 'results_to_coco', 'write_prediction_labelme', 'worm_colours', 'overlay', 'predict']
+           'predict_tiled', 'results_to_coco', 'write_prediction_labelme', 'worm_colours', 'overlay', 'predict_dataset',
+           'predict']
 
 # %% ../nbs/22_predict.ipynb #11919d2a
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
@@ -448,6 +449,21 @@ def overlay(image:np.ndarray|torch.Tensor, # the image: an array as `read_image`
             if spot is not None: tag(spot, f'{i}: {float(sc):.2f}', tuple(int(v) for v in c), 'mm')
     tag((pad + 1, pad + 1), f'{len(masks)} worm' + ('' if len(masks) == 1 else 's'), (255, 255, 255), 'lt')
     return np.asarray(img)
+
+# %% ../nbs/22_predict.ipynb #5e8b9d14
+def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts in eval mode, then is put back)
+                    dataset, # a `brnet_kit.data.WormDataset` with `augment=False`: images and their COCO ids
+                    batch_size:int=2, # images per forward pass
+                    score_thresh:float=0.05, # keep worms scoring at least this (as `predict`'s `coco_score_thresh`)
+                    mask_thresh:float=0.5, # a pixel is worm where the final mask probability is above this
+                   )->list[dict]: # COCO results, as `predict` writes them to results.json
+    "Predict every image of a dataset and return its COCO results, ready for `brnet_kit.evaluate.evaluate`."
+    res = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        preds = predict_images(model, [im for im, _ in items], score_thresh, mask_thresh)
+        res += results_to_coco(preds, [int(t['image_id']) for _, t in items])
+    return res
 
 # %% ../nbs/22_predict.ipynb #9022b9f0
 def _gt_index(gt:Path)->tuple[dict, dict, dict]:

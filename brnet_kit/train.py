@@ -4,7 +4,7 @@
 
 # %% ../nbs/24_train.ipynb #a15b317a
 from __future__ import annotations
-import collections, contextlib, csv, io, math, os, random, signal, threading, time
+import collections, csv, math, os, random, signal, threading, time
 from pathlib import Path
 from typing import Literal
 
@@ -16,10 +16,12 @@ from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, 
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
 from .model import build_model, checkpoint_preset, save_model, load_model, model_path
+from .evaluate import evaluate, read_gt
+from .predict import predict_dataset
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RUN_MARKER', 'make_optimizer', 'lr_factor', 'make_scheduler', 'to_coco_results', 'coco_ap',
-           'predict_dataset', 'rng_state', 'set_rng_state', 'plot_losses', 'train']
+__all__ = ['VAL_KEYS', 'RUN_FILES', 'RUN_MARKER', 'make_optimizer', 'lr_factor', 'make_scheduler', 'validation_scores',
+           'rng_state', 'set_rng_state', 'plot_losses', 'train']
 
 # %% ../nbs/24_train.ipynb #a939b624
 def make_optimizer(params, # the parameters to train (those with `requires_grad`)
@@ -52,57 +54,16 @@ def make_scheduler(optimizer:torch.optim.Optimizer, # from `make_optimizer`
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, preset.warmup_iters, final))
 
 # %% ../nbs/24_train.ipynb #70b8b8a4
-def to_coco_results(outputs:list[dict], # the model's eval-mode outputs, one dict per image
-                    image_ids:list[int], # the COCO image id of each output
-                    mask_threshold:float=0.5, # a pixel belongs to the worm where the mask probability is above this
-                   )->list[dict]: # COCO results: image_id, category_id, score, bbox [x,y,w,h], segmentation (RLE)
-    "Turn detections into COCO results, one per detected instance."
-    import pycocotools.mask as mask_util
-    res = []
-    for out, iid in zip(outputs, image_ids):
-        if len(out['scores']) == 0: continue
-        masks = (out['masks'][:, 0] > mask_threshold).cpu().numpy().astype(np.uint8)
-        rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
-        boxes = out['boxes'].detach().cpu().numpy().astype(float)
-        for rle, b, s, l in zip(rles, boxes, out['scores'].tolist(), out['labels'].tolist()):
-            rle['counts'] = rle['counts'].decode('ascii')
-            res.append(dict(image_id=int(iid), category_id=int(l), score=float(s), segmentation=rle,
-                            bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]]))
-    return res
+VAL_KEYS = ('AP', 'AP50', 'AP75', 'box_AP', 'box_AP50', 'box_AP75')   # the columns of val.csv
 
-def coco_ap(gt, # a COCO annotations file, or a loaded `pycocotools.coco.COCO`
-            results:list[dict], # COCO results, e.g. from `to_coco_results`
-           )->dict: # AP, AP50, AP75 (masks) and box_AP, box_AP50, box_AP75; -1 where there is nothing to score
-    "COCO mask and box AP of `results` against `gt`, with pycocotools (its printout silenced)."
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = gt if isinstance(gt, COCO) else COCO(str(gt))
-        if not results: return dict(AP=0., AP50=0., AP75=0., box_AP=0., box_AP50=0., box_AP75=0.)
-        dt = gt.loadRes(results)
-        out = {}
-        for iou, pre in (('segm', ''), ('bbox', 'box_')):
-            E = COCOeval(gt, dt, iou); E.evaluate(); E.accumulate(); E.summarize()
-            out.update({pre + 'AP': float(E.stats[0]), pre + 'AP50': float(E.stats[1]), pre + 'AP75': float(E.stats[2])})
-    return out
-
-@torch.no_grad()
-def predict_dataset(model:torch.nn.Module, # a detector in any mode (it is put in eval mode, then back)
-                    dataset:WormDataset, # images to predict (use `augment=False`)
-                    device=None, # where the model is; None = where its parameters are
-                    batch_size:int=2, # images per forward pass
-                   )->list[dict]: # COCO results
-    "Predict every image of `dataset` and return COCO results."
-    was_training, device = model.training, device or next(model.parameters()).device
-    model.eval()
-    res = []
-    try:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
-        for images, targets in loader:
-            outs = model([im.to(device) for im in images])
-            res += to_coco_results(outs, [int(t['image_id']) for t in targets])
-    finally: model.train(was_training)
-    return res
+def validation_scores(model:torch.nn.Module, # a detector in any mode (it predicts in eval mode, then is put back)
+                      dataset:WormDataset, # the validation images (`augment=False`)
+                      gt, # their COCO annotations: a file, or `brnet_kit.evaluate.read_gt` of it (read once)
+                      batch_size:int=2, # images per forward pass
+                     )->dict: # VAL_KEYS -> score (box scores None when nothing is detected)
+    "Mask and box AP of `model` on `dataset`, as `brnet predict` then `brnet evaluate` would score it."
+    m = evaluate(gt, predict_dataset(model, dataset, batch_size), allow_empty=True, morphometry=False, quiet=True)
+    return {k: m[k] for k in VAL_KEYS}
 
 # %% ../nbs/24_train.ipynb #1c8ab0d5
 def rng_state()->dict:
@@ -327,16 +288,14 @@ class _Run:
         self.model = self.core if world == 1 else torch.nn.parallel.DistributedDataParallel(
             self.core, device_ids=[dev.index] if dev.type == 'cuda' else None, find_unused_parameters=True)
         # --- output folder and validation ground truth (process 0 only)
-        self.coco_gt = None
+        self.val_gt = None
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
             if ck is not None: _truncate_csv(self.log_p, self.step); _truncate_csv(self.val_p, self.step)
             else:   # `train` checked that these are ours, or that we may overwrite them
                 for f in RUN_FILES: (out/f).unlink(missing_ok=True)
                 write_json(out/RUN_MARKER, dict(command='brnet train', files=list(RUN_FILES), train_ann=cfg['train_ann']), indent=1)
-            if self.val_ds is not None:
-                from pycocotools.coco import COCO
-                with contextlib.redirect_stdout(io.StringIO()): self.coco_gt = COCO(str(val_ann))
+            if self.val_ds is not None: self.val_gt = read_gt(val_ann)
 
     def _load_init(self, init):
         w = _load_checkpoint(Path(init), 'initial weights')
@@ -386,9 +345,10 @@ class _Run:
         "Mask AP on the validation set (process 0), logged; `best.pt` when it improves."
         if self.main:
             t0 = time.perf_counter()
-            m = coco_ap(self.coco_gt, predict_dataset(self.core, self.val_ds, self.dev, self.bs))
+            m = validation_scores(self.core, self.val_ds, self.val_gt, self.bs)
             self.metrics = {**m, 'step': self.step}
-            _append_csv(self.val_p, ['step', *m, 'seconds'], [self.step, *(f'{v:.6g}' for v in m.values()), f'{time.perf_counter() - t0:.3f}'])
+            _append_csv(self.val_p, ['step', *m, 'seconds'], [self.step, *('' if v is None else f'{v:.6g}' for v in m.values()),
+                                                            f'{time.perf_counter() - t0:.3f}'])
             if m['AP'] > self.best_ap:
                 self.best_ap = m['AP']
                 save_model(self.best_p, self.core, step=self.step, metrics=self.metrics, train_config=self.cfg)

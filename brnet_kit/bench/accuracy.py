@@ -17,7 +17,8 @@ from ..synth import synth
 from ..bbbc010 import import_bbbc010
 from ..data import WormDataset
 from ..model import BASELINE, load_model
-from ..train import train, predict_dataset
+from ..train import train
+from ..predict import predict_dataset
 from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
