@@ -161,7 +161,7 @@ class BRNetRoIHeads(RoIHeads):
         self.bsm, self.scrm, self.consistency = bsm, scrm, consistency
         self.lambda_dec, self.lambda_rmask, self.lambda_cons = lambda_dec, lambda_rmask, lambda_cons
         self.mask_aligned = mask_aligned
-        self.extra_outputs = True  # at inference, also return coarse / overlap / non-overlap masks
+        self.extra_outputs = False  # True: at inference, also return coarse / overlap / non-overlap masks (opt-in, costly)
 
     @classmethod
     def from_roi_heads(cls,
@@ -265,6 +265,6 @@ class BRNetRoIHeads(RoIHeads):
             probs = {k: maskrcnn_inference(v, labels) for k, v in logits.items()}
             for i, r in enumerate(result):
                 r['masks'] = probs[final][i]
-                for k in names:
+                for k in (names if self.extra_outputs else []):
                     if k != 'refined': r[f'{k}_masks'] = probs[k][i]   # coarse_masks is `masks` itself without SCRM
         return result, losses

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_model.ipynb #18e1d2a5
 from __future__ import annotations
-import math, pickle, re
+import contextlib, math, pickle, re
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,7 +32,8 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
 # %% auto #0
 __all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
            'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
-           'toy_batch', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset', 'load_model']
+           'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset',
+           'load_model']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -271,7 +272,7 @@ class BRNet(MaskRCNN):
 
     @property
     def extra_outputs(self)->bool:
-        "Whether inference returns the coarse / overlap / non-overlap masks too (True), or only the final `masks`."
+        "Whether inference returns the coarse / overlap / non-overlap masks too (True), or only the final `masks` (False, the default)."
         return self.roi_heads.extra_outputs
 
     @extra_outputs.setter
@@ -359,6 +360,18 @@ def toy_batch(n:int=2, # number of images
 # %% ../nbs/13_model.ipynb #4baf7bc4
 TINY = dict(min_size=128, max_size=128, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
             rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_batch_size_per_image=32, box_detections_per_img=20)
+
+# %% ../nbs/13_model.ipynb #c9fe1979
+@contextlib.contextmanager
+def extra_masks_on(model:nn.Module, # a BR-Net (another model is left as it is)
+                   on:bool=True, # False: the final masks only, whatever the model's setting
+                  ):
+    "Inside the block, a BR-Net's inference also returns `coarse_masks`, `overlap_masks` and `non_overlap_masks`."
+    rh = getattr(model, 'roi_heads', None)
+    if not isinstance(rh, BRNetRoIHeads): yield model; return
+    was, rh.extra_outputs = rh.extra_outputs, bool(on)
+    try: yield model
+    finally: rh.extra_outputs = was
 
 # %% ../nbs/13_model.ipynb #73d7050c
 MODELS_DIR = Path(__file__).resolve().parent/'models' if '__file__' in globals() else Path('../brnet_kit/models').resolve()

@@ -107,7 +107,6 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
                )->dict: # the `evaluate` metrics of COLUMNS, box_AP50, s_per_image (wall) and cpu_s_per_image
     "Predict the validation images with a checkpoint (final masks only, one image at a time) and score them."
     model = load_model(checkpoint, device='cpu')
-    model.extra_outputs = False
     ds = WormDataset(val_ann)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     results = predict_dataset(model, ds, batch_size=1)
