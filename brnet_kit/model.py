@@ -33,7 +33,7 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
 __all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
            'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
            'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset',
-           'load_model']
+           'load_model', 'model_from_checkpoint']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -435,12 +435,19 @@ def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundl
         raise BrnetError(f"{path}: holds objects that a safe load refuses (torch.load(weights_only=True)): "
                          f"{str(e).strip().splitlines()[-1][:200]}") from None
     except Exception as e: raise BrnetError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    return model_from_checkpoint(ckpt, device, path)
+
+def model_from_checkpoint(ckpt:dict, # a checkpoint as `torch.load` returns it (has 'model' and 'preset')
+                          device=None, # where to put the model; None = CUDA when available, else CPU
+                          source:str|Path='the checkpoint', # what errors call it, e.g. its file
+                         )->BRNet:
+    "The model of a checkpoint already read: rebuilt from its preset, its weights loaded (in eval mode)."
     if not isinstance(ckpt, dict) or not {'model', 'preset'} <= set(ckpt):
-        raise BrnetError(f"{path}: not a brnet-kit checkpoint (needs the keys 'model' and 'preset')")
+        raise BrnetError(f"{source}: not a brnet-kit checkpoint (needs the keys 'model' and 'preset')")
     p = checkpoint_preset(ckpt)
     model = build_model(p.replace(backbone_weights=''))   # the checkpoint holds every weight
     model.preset = p
     try: model.load_state_dict(ckpt['model'])
     except RuntimeError as e:
-        raise BrnetError(f"{path}: weights do not fit the model of its preset: {str(e).splitlines()[0]}") from None
+        raise BrnetError(f"{source}: weights do not fit the model of its preset: {str(e).splitlines()[0]}") from None
     return model.to(get_device(device)).eval()

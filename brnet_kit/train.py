@@ -5,17 +5,19 @@
 # %% ../nbs/24_train.ipynb #a15b317a
 from __future__ import annotations
 import collections, csv, math, os, random, signal, threading, time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from fastcore.basics import patch
 
 from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, get_device, progress, seed_everything, write_json
 from .settings import Preset, load_preset
 from .data import WormDataset, collate_fn
-from .model import build_model, checkpoint_preset, save_model, load_model, model_path
+from .model import build_model, checkpoint_preset, model_from_checkpoint, model_path, save_model
 from .evaluate import evaluate, read_gt
 from .predict import predict_dataset
 
@@ -221,183 +223,250 @@ def _misfit(model:torch.nn.Module, w:dict)->str:
     return '; '.join(parts) or 'they do not load'
 
 
-# %% ../nbs/24_train.ipynb #57ac492f
+# %% ../nbs/24_train.ipynb #e1a0c002
+@dataclass
 class _Run:
-    "One training run: its settings, data, model and optimiser, and the loop (see `train`)."
-    def __init__(self, train_ann, out, val_ann, preset, steps, resume, seed, stop_at, init, settings, overrides,
-                 intensity, amp, dev, world, rank):
-        self.out, self.dev, self.world, self.rank, self.main = out, dev, world, rank, rank == 0
-        self.last_p, self.best_p, self.log_p, self.val_p, self.png_p = (out/n for n in ('last.pt', 'best.pt', 'log.csv', 'val.csv', 'loss.png'))
-        ck = _load_checkpoint(self.last_p, 'a checkpoint to resume from') if resume else None
-        # --- preset, seed and length
-        if ck is not None:
-            p, cfg = Preset(**ck['preset']).replace(**overrides), dict(ck['train_config'])
-            val_ann, intensity = val_ann or cfg['val_ann'], cfg['intensity']
-        else:
-            if preset is None and init:   # fine-tuning: the network of the initial weights
-                p = checkpoint_preset(_load_checkpoint(Path(init), 'initial weights')).replace(**overrides)
-            else: p = load_preset(preset or 'demo', path=settings, **overrides)
-            cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(Path(train_ann).resolve()),   # absolute: resume works from anywhere
-                       val_ann=str(Path(val_ann).resolve()) if val_ann else None, intensity=intensity)
-        _check_numbers(p.replace(seed=cfg['seed']))
-        self.p, self.cfg, self.seed = p, cfg, cfg['seed']
-        if p.batch_size % world: raise BrnetError(f"batch_size {p.batch_size} does not split evenly over {world} processes")
-        self.bs = p.batch_size // world
-        # --- data
-        self.train_ds = WormDataset(train_ann, augment=True, preset=p, intensity=intensity, seed=self.seed)
-        self.val_ds = WormDataset(val_ann, augment=False, preset=p, intensity=intensity) if val_ann else None
-        self.val_ann = val_ann
-        if self.val_ds is not None and not any((~ci.iscrowd).any() for ci in self.val_ds.images):   # AP 0 would mean nothing
-            raise BrnetError(f"{val_ann}: the validation set has no worms to score ({len(self.val_ds.images)} images); "
-                             "give a validation file with worms, or leave val_ann out")
-        for ds in (self.train_ds, self.val_ds):
-            top = max((int(ci.labels.max()) for ci in (ds.images if ds else []) if len(ci.labels)), default=0)
-            if top >= p.num_classes:
-                raise BrnetError(f"{ds.ann_file}: category id {top} needs num_classes > {top}, preset '{p.name}' has {p.num_classes}")
-        if not any((~np.asarray(ci.iscrowd, bool)).any() for ci in self.train_ds.images):
-            raise BrnetError(f"{train_ann}: no image has an annotated worm: nothing to learn from")
-        self.sampler = torch.utils.data.DistributedSampler(self.train_ds, num_replicas=world, rank=rank, shuffle=True,
-                                                           seed=self.seed, drop_last=True)
-        self.per_epoch = len(self.sampler)//self.bs
-        if self.per_epoch == 0: raise BrnetError(f"{train_ann}: {len(self.train_ds)} images are fewer than one batch of {p.batch_size}")
-        self.total = int(steps or (cfg['total'] if ck is not None else 0) or p.max_steps or p.epochs*self.per_epoch)
-        if self.total <= 0: raise BrnetError(f"preset '{p.name}': set max_steps or epochs, or pass steps")
-        cfg['total'] = self.total
-        self.end = min(self.total, stop_at) if stop_at else self.total
-        # --- model, optimiser, schedule (then the random state of a resumed run)
-        seed_everything(self.seed)
-        if ck is not None: self.core = load_model(self.last_p, device=dev)
-        else:
-            self.core = build_model(p).to(dev)
-            if init: self._load_init(init)
-        self.core.train()
-        self.params = [q for q in self.core.parameters() if q.requires_grad]
-        self.opt, self.amp = make_optimizer(self.params, p), amp and dev.type == 'cuda'
-        self.sched = make_scheduler(self.opt, p, self.total)
-        self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
-        seed_everything(self.seed + rank)
-        self.step, self.epoch, self.batch, self.best_ap, self.metrics, self.saved_step = 0, 0, 0, -1.0, {}, None
-        if ck is not None:
-            self.opt.load_state_dict(ck['optimizer']); self.sched.load_state_dict(ck['scheduler']); self.scaler.load_state_dict(ck['scaler'])
-            self.step, self.epoch, self.batch, self.best_ap, self.metrics = ck['step'], ck['epoch'], ck['batch'], ck['best_ap'], dict(ck['metrics'])
-            self.saved_step = self.step
-            for g, base in zip(self.opt.param_groups, self.sched.base_lrs):   # the schedule of the (maybe longer) run
-                g['lr'] = base*self.sched.lr_lambdas[0](self.sched.last_epoch)
-            if len(ck['rng']) == world: set_rng_state(ck['rng'][rank])
-            elif self.main: print(f"note: {self.last_p} was written by {len(ck['rng'])} processes, now {world}: random streams restart")
-        self.model = self.core if world == 1 else torch.nn.parallel.DistributedDataParallel(
-            self.core, device_ids=[dev.index] if dev.type == 'cuda' else None, find_unused_parameters=True)
-        # --- output folder and validation ground truth (process 0 only)
-        self.val_gt = None
-        if self.main:
-            out.mkdir(parents=True, exist_ok=True)
-            if ck is not None: _truncate_csv(self.log_p, self.step); _truncate_csv(self.val_p, self.step)
-            else:   # `train` checked that these are ours, or that we may overwrite them
-                for f in RUN_FILES: (out/f).unlink(missing_ok=True)
-                write_json(out/RUN_MARKER, dict(command='brnet train', files=list(RUN_FILES), train_ann=cfg['train_ann']), indent=1)
-            if self.val_ds is not None: self.val_gt = read_gt(val_ann)
+    "One training run: what it trains with (fixed once started) and where it is (saved in `last.pt`); made by `_start`."
+    out:Path; dev:torch.device; world:int; rank:int      # its folder and device; this process of how many
+    p:Preset; cfg:dict                                   # the preset, and the record `last.pt` keeps (seed, data, total)
+    train_ds:WormDataset; sampler:torch.utils.data.DistributedSampler
+    val_ds:WormDataset|None; total:int; end:int          # validation images (or None); the run's length, where this call stops
+    core:torch.nn.Module|None=None; model:torch.nn.Module|None=None   # the network; the same in DDP's wrapper if several processes
+    opt:torch.optim.Optimizer|None=None; sched:object=None; scaler:object=None; amp:bool=False
+    val_gt:object=None                                   # the validation ground truth, read once (process 0)
+    step:int=0; epoch:int=0; batch:int=0                 # steps done; the epoch and the batch within it
+    best_ap:float=-1.0; metrics:dict=field(default_factory=dict); saved_step:int|None=None
 
-    def _load_init(self, init):
-        w = _load_checkpoint(Path(init), 'initial weights')
-        w = w['model'] if isinstance(w.get('model'), dict) else w
-        try: self.core.load_state_dict(w)
-        except RuntimeError:
-            raise BrnetError(f"{init}: weights do not fit preset '{self.p.name}': {_misfit(self.core, w)}") from None
+    main = property(lambda self: self.rank == 0)
+    bs = property(lambda self: self.p.batch_size // self.world)          # images per step and process
+    seed = property(lambda self: self.cfg['seed'])
+    per_epoch = property(lambda self: len(self.sampler) // self.bs)
+    params = property(lambda self: [q for q in self.core.parameters() if q.requires_grad])
+    last_p, best_p = property(lambda self: self.out/'last.pt'), property(lambda self: self.out/'best.pt')
+    log_p, val_p, png_p = (property(lambda self, n=n: self.out/n) for n in ('log.csv', 'val.csv', 'loss.png'))
 
-    def loader(self):
-        "Batches of the current epoch from the current position on: the order depends only on (seed, epoch)."
-        self.sampler.set_epoch(self.epoch); self.train_ds.set_epoch(self.epoch)
-        idx = list(self.sampler)[self.batch*self.bs: self.per_epoch*self.bs]
-        return torch.utils.data.DataLoader(self.train_ds, batch_size=self.bs, sampler=idx, collate_fn=collate_fn,
-                                           num_workers=self.p.num_workers, drop_last=True, pin_memory=self.dev.type == 'cuda',
-                                           generator=torch.Generator().manual_seed(self.seed*100003 + self.epoch))
+# %% ../nbs/24_train.ipynb #e1a0c004
+def _run_settings(ck:dict|None, # the checkpoint resumed from, or None
+                  init_w:dict|None, # the initial weights' checkpoint, or None
+                  train_ann, val_ann, preset, settings, overrides:dict, seed, intensity, # as `train` got them
+                 )->tuple[Preset, dict, str|None, str]: # preset, record, validation file, intensity
+    "The run's preset and record (`train_config`), its validation file and intensity: a resumed run's own, else from the arguments."
+    if ck is not None:
+        p, cfg = Preset(**ck['preset']).replace(**overrides), dict(ck['train_config'])
+        val_ann, intensity = val_ann or cfg['val_ann'], cfg['intensity']
+    else:
+        if preset is None and init_w is not None: p = checkpoint_preset(init_w).replace(**overrides)   # fine-tuning
+        else: p = load_preset(preset or 'demo', path=settings, **overrides)
+        cfg = dict(seed=p.seed if seed is None else int(seed), train_ann=str(Path(train_ann).resolve()),   # absolute: resume works from anywhere
+                   val_ann=str(Path(val_ann).resolve()) if val_ann else None, intensity=intensity)
+    _check_numbers(p.replace(seed=cfg['seed']))
+    return p, cfg, val_ann, intensity
 
-    def _stop_error(self, what, names, vals):
-        kept = f"{self.last_p} (step {self.saved_step}) is kept" if self.saved_step is not None else "no checkpoint was written yet"
-        terms = ', '.join(f"{k}={v:.4g}" for k, v in zip(names, vals))
-        return BrnetError(f"step {self.step + 1}: {what} ({terms}); training stopped, {kept}. Try a lower lr or grad_clip.")
+def _run_length(steps, stop_at, ck:dict|None, cfg:dict, p:Preset, per_epoch:int)->tuple[int, int]:
+    "(total, end): the run's length (`steps`, a resumed run's own, the preset's max_steps or its epochs) and where this call stops."
+    total = int(steps or (cfg['total'] if ck is not None else 0) or p.max_steps or p.epochs*per_epoch)
+    if total <= 0: raise BrnetError(f"preset '{p.name}': set max_steps or epochs, or pass steps")
+    cfg['total'] = total
+    return total, min(total, stop_at) if stop_at else total
 
-    def train_step(self, images, targets, stop:bool)->tuple[dict, float, float, bool]:
-        "One optimiser step: loss terms (averaged over processes), gradient norm, learning rate, and whether to stop."
-        dev = self.dev
-        images = [im.to(dev, non_blocking=True) for im in images]
-        targets = [{k: v.to(dev, non_blocking=True) for k, v in t.items()} for t in targets]
-        with torch.autocast(dev.type, enabled=self.amp):
-            losses = self.model(images, targets)
-        names = list(losses)
-        vec = torch.stack([losses[k].detach().float() for k in names] + [torch.tensor(float(stop), device=dev)])
-        if self.world > 1: dist.all_reduce(vec); vec[:-1] /= self.world     # one message: losses and the stop flag
-        vals = vec[:-1].tolist()
-        if not all(map(math.isfinite, vals)): raise self._stop_error('the loss is not finite', names, vals)
-        lr = self.opt.param_groups[0]['lr']
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(sum(losses.values())).backward()
-        self.scaler.unscale_(self.opt)
-        gn = float(torch.nn.utils.clip_grad_norm_(self.params, self.p.grad_clip if self.p.grad_clip > 0 else math.inf))
-        if not self.amp and not math.isfinite(gn):     # with AMP, GradScaler skips such steps by design
-            raise self._stop_error(f'the gradient is not finite (norm {gn}) although the losses are', names, vals)
-        self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
-        self.step, self.batch = self.step + 1, self.batch + 1
-        if self.batch == self.per_epoch: self.epoch, self.batch = self.epoch + 1, 0
-        return dict(zip(names, vals)), gn, lr, vec[-1].item() > 0
+# %% ../nbs/24_train.ipynb #e1a0c007
+def _run_data(train_ann, val_ann, p:Preset, intensity:str, seed:int, world:int, rank:int)->tuple:
+    "The training set and its sampler (this process's share of each epoch) and the validation set (or None), checked."
+    if p.batch_size % world: raise BrnetError(f"batch_size {p.batch_size} does not split evenly over {world} processes")
+    train_ds = WormDataset(train_ann, augment=True, preset=p, intensity=intensity, seed=seed)
+    val_ds = WormDataset(val_ann, augment=False, preset=p, intensity=intensity) if val_ann else None
+    if val_ds is not None and not any((~ci.iscrowd).any() for ci in val_ds.images):   # AP 0 would mean nothing
+        raise BrnetError(f"{val_ann}: the validation set has no worms to score ({len(val_ds.images)} images); "
+                         "give a validation file with worms, or leave val_ann out")
+    for ds in (train_ds, val_ds):
+        top = max((int(ci.labels.max()) for ci in (ds.images if ds else []) if len(ci.labels)), default=0)
+        if top >= p.num_classes:
+            raise BrnetError(f"{ds.ann_file}: category id {top} needs num_classes > {top}, preset '{p.name}' has {p.num_classes}")
+    if not any((~np.asarray(ci.iscrowd, bool)).any() for ci in train_ds.images):
+        raise BrnetError(f"{train_ann}: no image has an annotated worm: nothing to learn from")
+    sampler = torch.utils.data.DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    if len(sampler) < p.batch_size // world:
+        raise BrnetError(f"{train_ann}: {len(train_ds)} images are fewer than one batch of {p.batch_size}")
+    return train_ds, sampler, val_ds
 
-    def validate(self):
-        "Mask AP on the validation set (process 0), logged; `best.pt` when it improves."
-        if self.main:
-            t0 = time.perf_counter()
-            m = validation_scores(self.core, self.val_ds, self.val_gt, self.bs)
-            self.metrics = {**m, 'step': self.step}
-            _append_csv(self.val_p, ['step', *m, 'seconds'], [self.step, *('' if v is None else f'{v:.6g}' for v in m.values()),
-                                                            f'{time.perf_counter() - t0:.3f}'])
-            if m['AP'] > self.best_ap:
-                self.best_ap = m['AP']
-                save_model(self.best_p, self.core, step=self.step, metrics=self.metrics, train_config=self.cfg)
-        if self.world > 1: dist.barrier()
+# %% ../nbs/24_train.ipynb #e1a0c010
+def _load_init(core:torch.nn.Module, w:dict, init, p:Preset)->None:
+    "Load the initial weights `w` (a checkpoint, or bare weights) read from the file `init` into `core`."
+    w = w['model'] if isinstance(w.get('model'), dict) else w
+    try: core.load_state_dict(w)
+    except RuntimeError: raise BrnetError(f"{init}: weights do not fit preset '{p.name}': {_misfit(core, w)}") from None
 
-    def checkpoint(self):
-        "Write `last.pt` (collective under DDP: every process hands its random state to process 0) and the loss curve."
-        st = rng_state()
-        if self.world > 1:
-            states = [None]*self.world
-            dist.all_gather_object(states, st)
-        else: states = [st]
-        if self.main:
-            save_model(self.last_p, self.core, optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
-                       scaler=self.scaler.state_dict(), step=self.step, epoch=self.epoch, batch=self.batch, rng=states,
-                       train_config=self.cfg, best_ap=self.best_ap, metrics=self.metrics)
-            if self.log_p.exists(): plot_losses(self.log_p, self.png_p)
-        self.saved_step = self.step
+def _run_model(run:_Run, ck:dict|None, init_w:dict|None, init, amp:bool)->None:
+    "The run's network (a resumed run's, else new, from `init`'s weights if given), optimiser, schedule and gradient scaler."
+    seed_everything(run.seed)
+    if ck is not None: run.core = model_from_checkpoint(ck, run.dev, run.last_p)
+    else:
+        run.core = build_model(run.p).to(run.dev)
+        if init_w is not None: _load_init(run.core, init_w, init, run.p)
+    run.core.train()
+    run.opt, run.amp = make_optimizer(run.params, run.p), amp and run.dev.type == 'cuda'
+    run.sched = make_scheduler(run.opt, run.p, run.total)
+    run.scaler = torch.amp.GradScaler('cuda', enabled=run.amp)
+    seed_everything(run.seed + run.rank)
 
-    def fit(self)->tuple[bool, list]:
-        "Run to `end`; returns (stopped by a signal, recent loss rows)."
-        p, recent, stopped = self.p, collections.deque(maxlen=20), False
-        bar = progress(total=self.total, initial=self.step, desc='train', disable=None if self.main else True)
-        try:
-            with _StopFlag() as flag:
-                while self.step < self.end and not stopped:
-                    for images, targets in self.loader():
-                        t0 = time.perf_counter()
-                        losses, gn, lr, stopped = self.train_step(images, targets, flag.set)
-                        recent.append(list(losses.values()))
-                        if self.main:
-                            _append_csv(self.log_p, ['step', 'epoch', 'lr', 'loss', *losses, 'grad_norm', 'seconds'],
-                                        [self.step, self.epoch, f'{lr:.6g}', f'{sum(losses.values()):.6g}',
-                                         *(f'{v:.6g}' for v in losses.values()), f'{gn:.6g}', f'{time.perf_counter() - t0:.3f}'])
-                            mean = np.mean(recent, 0)
-                            bar.set_postfix({'loss': f'{mean.sum():.3f}', **{k.removeprefix('loss_'): f'{v:.3f}' for k, v in zip(losses, mean)}},
-                                            refresh=False)
-                            bar.update(1)
-                        s = self.step
-                        if self.val_ds is not None and ((p.val_every and s % p.val_every == 0) or s == self.total): self.validate()
-                        if stopped or s == self.end or (p.save_every and s % p.save_every == 0): self.checkpoint()
-                        if stopped or s >= self.end: break
-        finally: bar.close()
-        if self.world > 1:                                   # BatchNorm statistics: everyone takes process 0's
-            for b in self.core.buffers(): dist.broadcast(b, 0)
-        if recent:
-            mean = np.mean(recent, 0)
-            self.metrics = {**self.metrics, 'loss': float(mean.sum()), **{k: float(v) for k, v in zip(losses, mean)}}
-        return stopped
+def _restore(run:_Run, ck:dict)->None:
+    "Put a resumed run back where its checkpoint left it: optimiser, schedule, scaler, position, this process's random state."
+    run.opt.load_state_dict(ck['optimizer']); run.sched.load_state_dict(ck['scheduler']); run.scaler.load_state_dict(ck['scaler'])
+    run.step, run.epoch, run.batch, run.best_ap, run.metrics = ck['step'], ck['epoch'], ck['batch'], ck['best_ap'], dict(ck['metrics'])
+    run.saved_step = run.step
+    for g, base in zip(run.opt.param_groups, run.sched.base_lrs):   # the schedule of the (maybe longer) run
+        g['lr'] = base*run.sched.lr_lambdas[0](run.sched.last_epoch)
+    if len(ck['rng']) == run.world: set_rng_state(ck['rng'][run.rank])
+    elif run.main: print(f"note: {run.last_p} was written by {len(ck['rng'])} processes, now {run.world}: random streams restart")
+
+# %% ../nbs/24_train.ipynb #e1a0c012
+def _prepare_out(run:_Run, ck:dict|None)->None:
+    "Process 0: the output folder (logs cut back to a resumed run's step, or a new run's marker) and the validation ground truth."
+    if not run.main: return
+    run.out.mkdir(parents=True, exist_ok=True)
+    if ck is not None: _truncate_csv(run.log_p, run.step); _truncate_csv(run.val_p, run.step)
+    else:   # `train` checked that these are ours, or that we may overwrite them
+        for f in RUN_FILES: (run.out/f).unlink(missing_ok=True)
+        write_json(run.out/RUN_MARKER, dict(command='brnet train', files=list(RUN_FILES), train_ann=run.cfg['train_ann']), indent=1)
+    if run.val_ds is not None: run.val_gt = read_gt(run.val_ds.ann_file)
+
+def _start(out:Path, dev:torch.device, world:int, rank:int, *, train_ann, val_ann, preset, steps, resume, seed, stop_at, init,
+           settings, overrides:dict, intensity, amp)->_Run:
+    "Set a run up: settings, data, length, network and optimiser (restored when resumed), output folder."
+    ck = _load_checkpoint(out/'last.pt', 'a checkpoint to resume from') if resume else None     # each file read once
+    init_w = _load_checkpoint(Path(init), 'initial weights') if init and ck is None else None
+    p, cfg, val_ann, intensity = _run_settings(ck, init_w, train_ann, val_ann, preset, settings, overrides, seed, intensity)
+    train_ds, sampler, val_ds = _run_data(train_ann, val_ann, p, intensity, cfg['seed'], world, rank)
+    total, end = _run_length(steps, stop_at, ck, cfg, p, len(sampler) // (p.batch_size // world))
+    run = _Run(out, dev, world, rank, p, cfg, train_ds, sampler, val_ds, total, end)
+    _run_model(run, ck, init_w, init, amp)
+    if ck is not None: _restore(run, ck)
+    run.model = run.core if world == 1 else torch.nn.parallel.DistributedDataParallel(
+        run.core, device_ids=[dev.index] if dev.type == 'cuda' else None, find_unused_parameters=True)
+    _prepare_out(run, ck)
+    return run
+
+# %% ../nbs/24_train.ipynb #e1a0c015
+@patch
+def loader(self:_Run):
+    "Batches of the current epoch from the current position on: the order depends only on (seed, epoch)."
+    self.sampler.set_epoch(self.epoch); self.train_ds.set_epoch(self.epoch)
+    idx = list(self.sampler)[self.batch*self.bs: self.per_epoch*self.bs]
+    return torch.utils.data.DataLoader(self.train_ds, batch_size=self.bs, sampler=idx, collate_fn=collate_fn,
+                                       num_workers=self.p.num_workers, drop_last=True, pin_memory=self.dev.type == 'cuda',
+                                       generator=torch.Generator().manual_seed(self.seed*100003 + self.epoch))
+
+@patch
+def _stop_error(self:_Run, what, names, vals):
+    kept = f"{self.last_p} (step {self.saved_step}) is kept" if self.saved_step is not None else "no checkpoint was written yet"
+    terms = ', '.join(f"{k}={v:.4g}" for k, v in zip(names, vals))
+    return BrnetError(f"step {self.step + 1}: {what} ({terms}); training stopped, {kept}. Try a lower lr or grad_clip.")
+
+@patch
+def train_step(self:_Run, images, targets, stop:bool)->tuple[dict, float, float, bool]:
+    "One optimiser step: loss terms (averaged over processes), gradient norm, learning rate, and whether to stop."
+    dev = self.dev
+    images = [im.to(dev, non_blocking=True) for im in images]
+    targets = [{k: v.to(dev, non_blocking=True) for k, v in t.items()} for t in targets]
+    with torch.autocast(dev.type, enabled=self.amp):
+        losses = self.model(images, targets)
+    names = list(losses)
+    vec = torch.stack([losses[k].detach().float() for k in names] + [torch.tensor(float(stop), device=dev)])
+    if self.world > 1: dist.all_reduce(vec); vec[:-1] /= self.world     # one message: losses and the stop flag
+    vals = vec[:-1].tolist()
+    if not all(map(math.isfinite, vals)): raise self._stop_error('the loss is not finite', names, vals)
+    lr = self.opt.param_groups[0]['lr']
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(sum(losses.values())).backward()
+    self.scaler.unscale_(self.opt)
+    gn = float(torch.nn.utils.clip_grad_norm_(self.params, self.p.grad_clip if self.p.grad_clip > 0 else math.inf))
+    if not self.amp and not math.isfinite(gn):     # with AMP, GradScaler skips such steps by design
+        raise self._stop_error(f'the gradient is not finite (norm {gn}) although the losses are', names, vals)
+    self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
+    self.step, self.batch = self.step + 1, self.batch + 1
+    if self.batch == self.per_epoch: self.epoch, self.batch = self.epoch + 1, 0
+    return dict(zip(names, vals)), gn, lr, vec[-1].item() > 0
+
+# %% ../nbs/24_train.ipynb #e1a0c018
+@patch
+def validate(self:_Run):
+    "Mask AP on the validation set (process 0), logged; `best.pt` when it improves."
+    if self.main:
+        t0 = time.perf_counter()
+        m = validation_scores(self.core, self.val_ds, self.val_gt, self.bs)
+        self.metrics = {**m, 'step': self.step}
+        _append_csv(self.val_p, ['step', *m, 'seconds'], [self.step, *('' if v is None else f'{v:.6g}' for v in m.values()),
+                                                        f'{time.perf_counter() - t0:.3f}'])
+        if m['AP'] > self.best_ap:
+            self.best_ap = m['AP']
+            save_model(self.best_p, self.core, step=self.step, metrics=self.metrics, train_config=self.cfg)
+    if self.world > 1: dist.barrier()
+
+@patch
+def checkpoint(self:_Run):
+    "Write `last.pt` (collective under DDP: every process hands its random state to process 0) and the loss curve."
+    st = rng_state()
+    if self.world > 1:
+        states = [None]*self.world
+        dist.all_gather_object(states, st)
+    else: states = [st]
+    if self.main:
+        save_model(self.last_p, self.core, optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                   scaler=self.scaler.state_dict(), step=self.step, epoch=self.epoch, batch=self.batch, rng=states,
+                   train_config=self.cfg, best_ap=self.best_ap, metrics=self.metrics)
+        if self.log_p.exists(): plot_losses(self.log_p, self.png_p)
+    self.saved_step = self.step
+
+# %% ../nbs/24_train.ipynb #e1a0c021
+@patch
+def _log_step(self:_Run, losses:dict, gn:float, lr:float, seconds:float, recent, bar)->None:
+    "Process 0: the step's row of `log.csv`, and the running means of the loss terms on the progress bar."
+    _append_csv(self.log_p, ['step', 'epoch', 'lr', 'loss', *losses, 'grad_norm', 'seconds'],
+                [self.step, self.epoch, f'{lr:.6g}', f'{sum(losses.values()):.6g}',
+                 *(f'{v:.6g}' for v in losses.values()), f'{gn:.6g}', f'{seconds:.3f}'])
+    mean = np.mean(recent, 0)
+    bar.set_postfix({'loss': f'{mean.sum():.3f}', **{k.removeprefix('loss_'): f'{v:.3f}' for k, v in zip(losses, mean)}},
+                    refresh=False)
+    bar.update(1)
+
+@patch
+def fit(self:_Run)->bool:
+    "Run to `end`, validating and saving on the way; returns whether a signal (Ctrl-C, SIGTERM) stopped it."
+    p, recent, stopped = self.p, collections.deque(maxlen=20), False
+    bar = progress(total=self.total, initial=self.step, desc='train', disable=None if self.main else True)
+    try:
+        with _StopFlag() as flag:
+            while self.step < self.end and not stopped:
+                for images, targets in self.loader():
+                    t0 = time.perf_counter()
+                    losses, gn, lr, stopped = self.train_step(images, targets, flag.set)
+                    recent.append(list(losses.values()))
+                    if self.main: self._log_step(losses, gn, lr, time.perf_counter() - t0, recent, bar)
+                    s = self.step
+                    if self.val_ds is not None and ((p.val_every and s % p.val_every == 0) or s == self.total): self.validate()
+                    if stopped or s == self.end or (p.save_every and s % p.save_every == 0): self.checkpoint()
+                    if stopped or s >= self.end: break
+    finally: bar.close()
+    if self.world > 1:                                   # BatchNorm statistics: everyone takes process 0's
+        for b in self.core.buffers(): dist.broadcast(b, 0)
+    if recent:
+        mean = np.mean(recent, 0)
+        self.metrics = {**self.metrics, 'loss': float(mean.sum()), **{k: float(v) for k, v in zip(losses, mean)}}
+    return stopped
+
+# %% ../nbs/24_train.ipynb #57ac492f
+def _process_device(device, world:int, local:int)->tuple[torch.device, bool]:
+    "This process's device, and whether we started the process group (under torchrun: one GPU per process, else gloo on the CPU)."
+    if world == 1:
+        dev = get_device(device)
+        if dev.type == 'cuda' and not torch.cuda.is_available(): raise BrnetError(f"device {device!r}: no CUDA GPU is available")
+        return dev, False
+    use_cuda = torch.cuda.is_available() and (device is None or str(device).startswith('cuda'))
+    dev = torch.device('cuda', local) if use_cuda else torch.device('cpu')
+    if use_cuda: torch.cuda.set_device(dev)
+    if dist.is_initialized(): return dev, False
+    dist.init_process_group('nccl' if use_cuda else 'gloo')
+    return dev, True
 
 def train(train_ann:str, # COCO file of the training images (from `brnet convert`, `synth` or `import-bbbc010`)
           out_dir:str, # folder for checkpoints (`last.pt`, `best.pt`), logs (`log.csv`, `val.csv`) and `loss.png`
@@ -426,18 +495,10 @@ def train(train_ann:str, # COCO file of the training images (from `brnet convert
     if seed is not None and not 0 <= seed < 2**32: raise BrnetError(f"seed must be between 0 and 2**32 - 1, not {seed}")
     ov = {**_parse_options(options), **overrides}
     world, rank, local = _dist_env()
-    own_group = False
-    if world > 1:
-        use_cuda = torch.cuda.is_available() and (device is None or str(device).startswith('cuda'))
-        dev = torch.device('cuda', local) if use_cuda else torch.device('cpu')
-        if use_cuda: torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            dist.init_process_group('nccl' if use_cuda else 'gloo'); own_group = True
-    else:
-        dev = get_device(device)
-        if dev.type == 'cuda' and not torch.cuda.is_available(): raise BrnetError(f"device {device!r}: no CUDA GPU is available")
+    dev, own_group = _process_device(device, world, local)
     try:
-        run = _Run(train_ann, out, val_ann, preset, steps, resume, seed, stop_at, init, settings, ov, intensity, amp, dev, world, rank)
+        run = _start(out, dev, world, rank, train_ann=train_ann, val_ann=val_ann, preset=preset, steps=steps, resume=resume,
+                     seed=seed, stop_at=stop_at, init=init, settings=settings, overrides=ov, intensity=intensity, amp=amp)
         stopped = run.fit()
     finally:
         if own_group: dist.destroy_process_group()
