@@ -79,6 +79,7 @@ def _to_numpy(out:dict, score_thresh:float, mask_thresh:float, probs:bool, size:
     if probs: res['mask_probs'] = p.cpu().numpy()
     return res
 
+# %% ../nbs/22_predict.ipynb #d4e0a00f
 def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torchvision Mask R-CNN works)
                    images:list, # image files, arrays as `read_image` gives, or (3,H,W) float tensors in [0, 1]
                    score_thresh:float=0.5, # keep worms scoring at least this
@@ -469,7 +470,7 @@ def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts i
         res += results_to_coco(preds, [int(t['image_id']) for _, t in items])
     return res
 
-# %% ../nbs/22_predict.ipynb #9022b9f0
+# %% ../nbs/22_predict.ipynb #d4e0a002
 def _gt_index(gt:Path)->tuple[dict, dict, dict]:
     "From a COCO annotations file: image by resolved path, image by unique file name, category id → name."
     gt = Path(gt)
@@ -493,6 +494,23 @@ def _trained_intensity(checkpoint:Path)->str|None:
     v = cfg.get('intensity') if isinstance(cfg, dict) else None
     return v if v in ('auto', 'dtype', 'range') else None
 
+def _image_entry(p:Path, # the image file
+                 k:int, # its place in the sorted list of images
+                 size:tuple, # its (height, width)
+                 out_dir:Path, # the output folder (file names are relative to it without ground truth)
+                 index:tuple|None, # (by path, by name) from `_gt_index`, or None
+                )->tuple[dict|None, str|None]: # the COCO image entry, or None and why the ground truth has none
+    "The COCO image of `p`: numbered in name order without ground truth; else found in it by path, then by name, with its size."
+    H, W = size
+    if index is None: return dict(id=k + 1, file_name=Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix(), height=H, width=W), None
+    by_path, by_name = index
+    im = by_path.get(p.resolve()) or by_name.get(p.name)
+    if im is None: return None, 'not in the annotations file'
+    if (im.get('height'), im.get('width')) != (H, W):
+        return None, f"is {H}x{W} but the annotations file says {im.get('height')}x{im.get('width')}"
+    return dict(id=int(im['id']), file_name=str(im['file_name']), height=H, width=W), None
+
+# %% ../nbs/22_predict.ipynb #d4e0a005
 def _finite(a:np.ndarray, path)->tuple[np.ndarray, str|None]:
     "A float image's non-finite pixels (NaN, ±inf) set to the median of the others, and a note saying so (None if none)."
     bad = ~np.isfinite(a) if a.dtype.kind == 'f' else None
@@ -510,6 +528,7 @@ def _read(path:Path, intensity:str, notes:list):
     except BrnetError as e: return None, str(e) if str(path) in str(e) else f"{path}: {e}"
     except Exception as e: return None, f"{path}: cannot read the image ({type(e).__name__}: {e})"
 
+# %% ../nbs/22_predict.ipynb #d4e0a008
 def _png_bytes(arr:np.ndarray)->bytes:
     from PIL import Image
     buf = io.BytesIO()
@@ -526,6 +545,28 @@ def _npz_bytes(pred:dict)->bytes:
 def _subset(pred:dict, keep:np.ndarray)->dict:
     return {k: v[keep] if k in _PER_WORM else v for k, v in pred.items()}
 
+# %% ../nbs/22_predict.ipynb #d4e0a00b
+def _report(s:dict, n_paths:int, out_dir:Path, gt, score_thresh:float, coco_score_thresh:float, mask_thresh:float)->None:
+    "Print what `predict` did: its summary `s`, where the files are, what it left out or repaired."
+    print(f"predicted {s['n_images']} of {n_paths} images: {s['n_worms']} worms with score >= {score_thresh:g}"
+          f" ({s['n_results']} detections with score >= {coco_score_thresh:g} in {s['results']})")
+    if s['n_empty_masks']: print(f"  left out {s['n_empty_masks']} detection(s) with score >= {score_thresh:g} whose mask has no pixel above "
+                           f"mask_thresh {mask_thresh:g}")
+    if s['labelme']: print(f"  LabelMe files: {out_dir/'labelme'}")
+    if s['overlays']: print(f"  overlays:      {out_dir/'overlays'}")
+    if s['extra_masks']: print(f"  extra masks:   {out_dir/'extra_masks'}")
+    if s['not_in_gt']:
+        print(f"  left out of results.json, {len(s['not_in_gt'])} image(s) that {gt} does not match:")
+        for p, why in s['not_in_gt']: print(f"    {p}: {why}")
+    if s['repaired']:
+        print(f"  repaired {len(s['repaired'])} image(s) with pixels that are not numbers:")
+        for why in s['repaired']: print(f"    {why}")
+    if s['removed']: print(f"  removed {len(s['removed'])} file(s) of the previous prediction into {out_dir} that this one did not write")
+    if s['skipped']:
+        print(f"  skipped {len(s['skipped'])} unreadable image(s):")
+        for _, why in s['skipped']: print(f"    {why}")
+
+# %% ../nbs/22_predict.ipynb #d4e0a00d
 def predict(images:str|Path, # a folder of images, one image file, or a glob pattern such as 'wells/*_w2_*.tif'
             out_dir:str|Path, # where results.json, images.json, labelme/ and overlays/ go
             model:str|Path='worms', # a bundled model (`brnet models`) or a checkpoint from `brnet train`; in Python a loaded model too
@@ -554,9 +595,9 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
         intensity = intensity or _trained_intensity(ckpt)
     intensity = intensity or 'auto'
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    names = {1: 'worm'}
+    names, index = {1: 'worm'}, None
     if gt is not None:
-        by_path, by_name, cats = _gt_index(gt)
+        *index, cats = _gt_index(gt)
         names.update(cats)
     out_names = _out_names(paths)
     results, img_list, written, skipped, not_in_gt, n_worms, n_empty = [], [], dict(labelme=[], overlays=[], extra_masks=[]), [], [], 0, 0
@@ -574,17 +615,12 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap,
                                    extra_masks=extra_masks) if batch else []
             for (k, x), pred in zip(batch, preds):
-                p, H, W = paths[k], *x.shape[1:]
-                if gt is None: im = dict(id=k + 1, file_name=Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix())
+                p = paths[k]
+                im, why = _image_entry(p, k, tuple(x.shape[1:]), out_dir, index)
+                if im is None: not_in_gt.append((str(p), why))
                 else:
-                    im = by_path.get(p.resolve()) or by_name.get(p.name)
-                    if im is None or (im.get('height'), im.get('width')) != (H, W):
-                        not_in_gt.append((str(p), 'not in the annotations file' if im is None else
-                                          f"is {H}x{W} but the annotations file says {im.get('height')}x{im.get('width')}"))
-                        im = None
-                if im is not None:
-                    img_list.append(dict(id=int(im['id']), file_name=str(im['file_name']), height=H, width=W))
-                    results += results_to_coco(_subset(pred, pred['scores'] >= coco_score_thresh), int(im['id']))
+                    img_list.append(im)
+                    results += results_to_coco(_subset(pred, pred['scores'] >= coco_score_thresh), im['id'])
                 shown = _subset(pred, pred['scores'] >= score_thresh)
                 n_worms += len(shown['scores'])
                 n_empty += int((pred['empty_scores'] >= score_thresh).sum())
@@ -605,22 +641,5 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                    n_images=n_done, n_worms=n_worms, n_results=len(results), n_empty_masks=n_empty, skipped=skipped,
                    not_in_gt=not_in_gt, repaired=repaired,
                    removed=record_outputs(out_dir, 'predict', [res_path, img_path, *(p for v in written.values() for p in v)]))
-    if not quiet:
-        print(f"predicted {n_done} of {len(paths)} images: {n_worms} worms with score >= {score_thresh:g}"
-              f" ({len(results)} detections with score >= {coco_score_thresh:g} in {res_path})")
-        if n_empty: print(f"  left out {n_empty} detection(s) with score >= {score_thresh:g} whose mask has no pixel above "
-                          f"mask_thresh {mask_thresh:g}")
-        if labelme: print(f"  LabelMe files: {out_dir/'labelme'}")
-        if overlays: print(f"  overlays:      {out_dir/'overlays'}")
-        if extra_masks: print(f"  extra masks:   {out_dir/'extra_masks'}")
-        if not_in_gt:
-            print(f"  left out of results.json, {len(not_in_gt)} image(s) that {gt} does not match:")
-            for p, why in not_in_gt: print(f"    {p}: {why}")
-        if repaired:
-            print(f"  repaired {len(repaired)} image(s) with pixels that are not numbers:")
-            for why in repaired: print(f"    {why}")
-        if summary['removed']: print(f"  removed {len(summary['removed'])} file(s) of the previous prediction into {out_dir} that this one did not write")
-        if skipped:
-            print(f"  skipped {len(skipped)} unreadable image(s):")
-            for _, why in skipped: print(f"    {why}")
+    if not quiet: _report(summary, len(paths), out_dir, gt, score_thresh, coco_score_thresh, mask_thresh)
     return summary
