@@ -274,7 +274,7 @@ def _instance_ious(E:COCOeval, t:float=0.5)->dict:
             if gid > 0 and not e['dtIgnore'][ti, d]: pairs.append((int(gid), float(ious[d, cols[int(gid)]])))
     return out
 
-def _per_image(E:COCOeval, gt:COCO, dts:list, score_thr:float, with_masks:bool)->list[dict]:
+def _per_image(E:COCOeval, gt:COCO, dts:list, score_thresh:float, with_masks:bool)->list[dict]:
     by_img = {}
     for d in dts: by_img.setdefault(d['image_id'], []).append(d)
     ti = int(np.argmin(np.abs(E.params.iouThrs - 0.5)))
@@ -295,7 +295,7 @@ def _per_image(E:COCOeval, gt:COCO, dts:list, score_thr:float, with_masks:bool)-
                    n_matched50=len(pairs), AP50=float(np.mean(aps)) if aps else None,
                    matched_IoU=float(np.mean([v for _, v in pairs])) if pairs else None, mIoU=None)
         if with_masks:
-            preds = [d['segmentation'] for d in by_img.get(img_id, []) if d['score'] >= score_thr]
+            preds = [d['segmentation'] for d in by_img.get(img_id, []) if d['score'] >= score_thresh]
             m = _miou_rle([a['segmentation'] for a in worms], preds, [a['segmentation'] for a in anns if a['iscrowd']],
                           im['height'], im['width'])
             row['mIoU'] = None if math.isnan(m) else m
@@ -428,7 +428,7 @@ WORM_KEYS = ('precision50', 'recall50', 'f1_50', 'count_error', 'crossing_pixel_
 
 def worm_sums(gt:COCO, # the ground truth from `read_gt`
               dts:list[dict], # results from `read_results`, with masks
-              score_thr:float=0.5, # predictions scored below this are left out
+              score_thresh:float=0.5, # predictions scored below this are left out
               max_dets:int=100, # at most this many predictions per image, best first
               morphometry:bool=True, # measure the matched worms (length, width, area)
               flags:dict|None=None, # from `crossing_flags`, if already at hand
@@ -437,7 +437,7 @@ def worm_sums(gt:COCO, # the ground truth from `read_gt`
     flags = crossing_flags(gt) if flags is None else flags
     by_img = {}
     for d in sorted(dts, key=lambda d: -d['score']):
-        if d['score'] >= score_thr: by_img.setdefault(d['image_id'], []).append(d)
+        if d['score'] >= score_thresh: by_img.setdefault(d['image_id'], []).append(d)
     ids = sorted(gt.getImgIds())
     gts = [[a for a in gt.imgToAnns[i] if not a['iscrowd']] for i in ids]
     preds = [by_img.get(i, [])[:max_dets] for i in ids]
@@ -454,13 +454,13 @@ def worm_scores(S:np.ndarray, # rows of `worm_sums` (images may repeat, as in a 
 
 def per_worm_scores(gt:COCO, # the ground truth from `read_gt`
                     dts:list[dict], # results from `read_results`, with masks
-                    score_thr:float=0.5, # predictions scored below this are left out
+                    score_thresh:float=0.5, # predictions scored below this are left out
                     max_dets:int=100, # at most this many predictions per image, best first
                     morphometry:bool=True, # measure the matched worms (length, width, area)
                     flags:dict|None=None, # from `crossing_flags`, if already at hand
                    )->dict:
     "The per-worm scores (`WORM_KEYS`), their counts, and the measured pairs as `matched_worms`."
-    S, rows = worm_sums(gt, dts, score_thr, max_dets, morphometry, flags)
+    S, rows = worm_sums(gt, dts, score_thresh, max_dets, morphometry, flags)
     return dict(worm_scores(S), matched_worms=rows)   # without morphometry no worm is measured: its scores are None
 
 # %% ../nbs/21_evaluate.ipynb #af5d85cd
@@ -508,7 +508,7 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
              results:str|Path|list, # COCO results file (or its loaded list)
              out:str|Path|None=None, # write the metrics, per-image table included, to this JSON file
              iou_type:typing.Literal['segm','bbox']='segm', # score masks or boxes
-             score_thr:float=0.5, # predictions with at least this score make up the predicted foreground of mIoU
+             score_thresh:float=0.5, # predictions with at least this score make up the predicted foreground of mIoU
              max_dets:int=100, # at most this many predictions per image, best scores first (COCO's limit)
              unmatched:typing.Literal['nearest','both']='nearest', # where a false positive counts in the crossing/isolated split
              allow_empty:bool=False, # score an empty results list as zeros instead of refusing it
@@ -536,17 +536,17 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
         v = [v for i, v in pairs if group.get(i) == name]
         m[f'mean_instance_IoU_{name}'] = float(np.mean(v)) if v else None
     with_masks = all('segmentation' in d for d in dts)
-    rows = _per_image(E, G, dts, score_thr, with_masks)
+    rows = _per_image(E, G, dts, score_thresh, with_masks)
     mi = [r['mIoU'] for r in rows if r['mIoU'] is not None]
     m['mIoU'] = float(np.mean(mi)) if with_masks and mi else None
-    if with_masks: m.update(per_worm_scores(G, dts, score_thr, max_dets, morphometry, flags))
+    if with_masks: m.update(per_worm_scores(G, dts, score_thresh, max_dets, morphometry, flags))
     else: m.update(dict.fromkeys(WORM_KEYS), matched_worms=[])
     box = None
     if iou_type == 'bbox': box = {k: m[k] for k in _KEYS}
     elif dts and all(d.get('bbox_given') for d in dts):
         box = _accumulate(_quiet_eval(G, D, 'bbox', max_dets))
     m.update({f'box_{k}': (box or {}).get(k) for k in _KEYS})
-    m.update(score_thr=score_thr, max_dets=max_dets, unmatched=unmatched, n_images=len(G.getImgIds()),
+    m.update(score_thresh=score_thresh, max_dets=max_dets, unmatched=unmatched, n_images=len(G.getImgIds()),
              n_gt=sum(1 for v in group.values() if v is not None), n_crossing=sum(v == 'crossing' for v in group.values()),
              n_isolated=sum(v == 'isolated' for v in group.values()), n_results=len(dts),
              seconds=round(time.perf_counter() - t0, 3), per_image=rows)
@@ -602,14 +602,14 @@ def _seeds(r)->list:
     "One model's results, or several (a list of files or of result lists, one per training seed): as a list of results."
     return list(r) if isinstance(r, (list, tuple)) and r and all(isinstance(x, (str, Path, list, tuple)) for x in r) else [r]
 
-def _scored_run(G:COCO, r, group:dict, flags:dict, per_worm:bool, score_thr:float)->tuple:
+def _scored_run(G:COCO, r, group:dict, flags:dict, per_worm:bool, score_thresh:float)->tuple:
     "What a bootstrap draw needs of one run's results: its COCOeval, the crossing stratum, and the per-worm sums."
     dts = read_results(r, G, allow_empty=True)
     D = COCO()
     D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'], annotations=copy.copy(dts))
     with _quiet(): D.createIndex()
     E = _quiet_eval(G, D, 'segm', 100)
-    S = worm_sums(G, dts, score_thr, flags=flags)[0] if per_worm and dts and 'segmentation' in dts[0] else None
+    S = worm_sums(G, dts, score_thresh, flags=flags)[0] if per_worm and dts and 'segmentation' in dts[0] else None
     return E, _stratum(E, group, 'crossing', 'nearest'), S
 
 def _draw_scores(runs:list, idx, keys:tuple)->list:
@@ -626,14 +626,14 @@ def paired_bootstrap(gt:str|Path|dict, # ground-truth COCO annotations
                      n:int=1000, # bootstrap draws
                      seed:int=0, # seed of the draws
                      per_worm:bool=True, # also the per-worm scores (`WORM_KEYS`)
-                     score_thr:float=0.5, # the per-worm scores leave out predictions scored below this
+                     score_thresh:float=0.5, # the per-worm scores leave out predictions scored below this
                     )->dict: # 'AP', 'AP_crossing' (and `WORM_KEYS`) -> a, b, diff (b − a), lo, hi (95 % interval of the difference), a_ci, b_ci
     "Scores of two models on the same images, and paired bootstrap 95 % intervals of their difference and of each; several seeds of a model are averaged."
     G = read_gt(gt)
     flags = crossing_flags(G)
     group = {i: (None if f is None else 'crossing' if f else 'isolated') for i, f in flags.items()}
     keys = ('AP', 'AP_crossing', *(WORM_KEYS if per_worm else ()))
-    models = [[_scored_run(G, r, group, flags, per_worm, score_thr) for r in _seeds(m)]
+    models = [[_scored_run(G, r, group, flags, per_worm, score_thresh) for r in _seeds(m)]
               for m in ((results_a,) if results_b is None else (results_a, results_b))]
     if len(models) == 1: models = models * 2   # one model: B is A (differences 0)
     I, rng = len(G.getImgIds()), np.random.default_rng(seed)

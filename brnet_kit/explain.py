@@ -21,7 +21,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .core import BrnetError, atomic_write, check_checkpoint_file
 from .data import image_to_tensor
-from .model import load_model
+from .model import extra_masks_on, load_model
 
 # %% auto #0
 __all__ = ['METHODS', 'ALL_METHODS', 'METHOD_LABELS', 'final_head', 'mask_heads', 'fixed_box_logits', 'worm_forward',
@@ -162,7 +162,7 @@ def detect(model:nn.Module, # a BR-Net from `load_model` or `build_model`
     x = image_to_tensor(image, intensity).to(_device(model))
     size = tuple(x.shape[-2:])
     resized, padded = _geometry(model, x)
-    with _eval_frozen(model), torch.no_grad():
+    with _eval_frozen(model), extra_masks_on(model), torch.no_grad():
         if boxes is None:
             out = model([x])[0]
             scores = out['scores']

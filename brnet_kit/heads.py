@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import (RoIHeads, fastrcnn_loss, maskrcnn_inference, maskrcnn_loss,
                                                     project_masks_on_boxes)
@@ -139,6 +140,7 @@ def project_masks(masks:torch.Tensor, # (N,H,W) the instance masks of one image
     rois = torch.cat([idx.to(boxes)[:, None], boxes], 1)
     return roi_align(masks[:, None].to(rois), rois, (M, M), 1.0, aligned=True)[:, 0]
 
+# %% ../nbs/12_heads.ipynb #b5c0e101
 EXTRA_TARGETS = ('overlap_masks', 'non_overlap_masks')
 EXTRA_OUTPUTS = ('coarse_masks', 'overlap_masks', 'non_overlap_masks')
 
@@ -161,7 +163,7 @@ class BRNetRoIHeads(RoIHeads):
         self.bsm, self.scrm, self.consistency = bsm, scrm, consistency
         self.lambda_dec, self.lambda_rmask, self.lambda_cons = lambda_dec, lambda_rmask, lambda_cons
         self.mask_aligned = mask_aligned
-        self.extra_outputs = True  # at inference, also return coarse / overlap / non-overlap masks
+        self.extra_outputs = False  # True: at inference, also return coarse / overlap / non-overlap masks (opt-in, costly)
 
     @classmethod
     def from_roi_heads(cls,
@@ -182,89 +184,95 @@ class BRNetRoIHeads(RoIHeads):
         if self.bsm is not None: names += [k for k in ('overlap', 'non_overlap') if getattr(self.bsm, k) is not None]
         return names + (['refined'] if self.scrm is not None else [])
 
-    def mask_logits(self,
-                    roi_features:torch.Tensor, # (R,C,14,14) pooled by `mask_roi_pool`
-                    names:list[str]|None=None, # the masks wanted (see `mask_names`); None = all
-                   )->dict[str, torch.Tensor]: # mask name -> logits (R,K,28,28)
-        "Run the mask heads on the same RoI features; heads and predictors that no wanted mask needs are skipped."
-        names = self.mask_names if names is None else names
-        coarse_features = self.mask_head(roi_features)
-        out = {'coarse': self.mask_predictor(coarse_features)} if 'coarse' in names else {}
-        if self.bsm is not None and any(k in names for k in ('overlap', 'non_overlap', 'refined')):
-            bsm = self.bsm(roi_features, coarse_features, predict=any(k in names for k in ('overlap', 'non_overlap')))
-            out.update({k: logits for k, (_, logits) in bsm.items() if k in names})
-            if self.scrm is not None and 'refined' in names:
-                out['refined'] = self.scrm(roi_features, bsm['overlap'][0], bsm['non_overlap'][0])[1]
-        return out
+# %% ../nbs/12_heads.ipynb #b5c0e108
+@patch
+def mask_logits(self:BRNetRoIHeads,
+                roi_features:torch.Tensor, # (R,C,14,14) pooled by `mask_roi_pool`
+                names:list[str]|None=None, # the masks wanted (see `mask_names`); None = all
+               )->dict[str, torch.Tensor]: # mask name -> logits (R,K,28,28)
+    "Run the mask heads on the same RoI features; heads and predictors that no wanted mask needs are skipped."
+    names = self.mask_names if names is None else names
+    coarse_features = self.mask_head(roi_features)
+    out = {'coarse': self.mask_predictor(coarse_features)} if 'coarse' in names else {}
+    if self.bsm is not None and any(k in names for k in ('overlap', 'non_overlap', 'refined')):
+        bsm = self.bsm(roi_features, coarse_features, predict=any(k in names for k in ('overlap', 'non_overlap')))
+        out.update({k: logits for k, (_, logits) in bsm.items() if k in names})
+        if self.scrm is not None and 'refined' in names:
+            out['refined'] = self.scrm(roi_features, bsm['overlap'][0], bsm['non_overlap'][0])[1]
+    return out
 
-    def mask_losses(self,
-                    logits:dict[str, torch.Tensor], # from `mask_logits`
-                    proposals:list[torch.Tensor], # positive RoIs of each image (P_i,4)
-                    targets:list[dict[str, torch.Tensor]], # the (transformed) targets
-                    matched_idxs:list[torch.Tensor], # the target instance of each positive RoI
-                   )->dict[str, torch.Tensor]:
-        "Coarse mask loss (torchvision's `maskrcnn_loss`) plus the λ-weighted BR-Net losses of the heads that exist."
-        gt_masks, gt_labels = [t['masks'] for t in targets], [t['labels'] for t in targets]
-        M = logits['coarse'].shape[-1]
-        done = {}
-        def project(key):   # each kind of target once (the whole masks serve the coarse and the refined head)
-            if key in done: return done[key]
-            if key == 'masks': gts = gt_masks
-            else: gts = [t[key] if key in t else decompose_masks(t['masks'])[EXTRA_TARGETS.index(key)] for t in targets]
-            done[key] = torch.cat([project_masks(m, p, i, M, self.mask_aligned) for m, p, i in zip(gts, proposals, matched_idxs)])
-            return done[key]
-        labels = torch.cat([l[i] for l, i in zip(gt_labels, matched_idxs)])
-        idx = torch.arange(labels.shape[0], device=labels.device)
-        if self.mask_aligned: losses = {'loss_mask': mask_bce(logits['coarse'][idx, labels], project('masks'))}
-        else: losses = {'loss_mask': maskrcnn_loss(logits['coarse'], proposals, gt_masks, gt_labels, matched_idxs)}
-        if len(logits) == 1: return losses
-        sel = {k: v[idx, labels] for k, v in logits.items() if k != 'coarse'}
-        if 'overlap' in sel: losses['loss_overlap'] = self.lambda_dec * mask_bce(sel['overlap'], project('overlap_masks'))
-        if 'non_overlap' in sel:
-            losses['loss_non_overlap'] = self.lambda_dec * mask_bce(sel['non_overlap'], project('non_overlap_masks'))
-        if 'refined' in sel: losses['loss_refined'] = self.lambda_rmask * mask_bce(sel['refined'], project('masks'))
-        if self.consistency:
-            losses['loss_consistency'] = self.lambda_cons * consistency_loss(sel['refined'], sel['overlap'], sel['non_overlap'])
-        return losses
+# %% ../nbs/12_heads.ipynb #b5c0e109
+@patch
+def mask_losses(self:BRNetRoIHeads,
+                logits:dict[str, torch.Tensor], # from `mask_logits`
+                proposals:list[torch.Tensor], # positive RoIs of each image (P_i,4)
+                targets:list[dict[str, torch.Tensor]], # the (transformed) targets
+                matched_idxs:list[torch.Tensor], # the target instance of each positive RoI
+               )->dict[str, torch.Tensor]:
+    "Coarse mask loss (torchvision's `maskrcnn_loss`) plus the λ-weighted BR-Net losses of the heads that exist."
+    gt_masks, gt_labels = [t['masks'] for t in targets], [t['labels'] for t in targets]
+    M = logits['coarse'].shape[-1]
+    done = {}
+    def project(key):   # each kind of target once (the whole masks serve the coarse and the refined head)
+        if key in done: return done[key]
+        if key == 'masks': gts = gt_masks
+        else: gts = [t[key] if key in t else decompose_masks(t['masks'])[EXTRA_TARGETS.index(key)] for t in targets]
+        done[key] = torch.cat([project_masks(m, p, i, M, self.mask_aligned) for m, p, i in zip(gts, proposals, matched_idxs)])
+        return done[key]
+    labels = torch.cat([l[i] for l, i in zip(gt_labels, matched_idxs)])
+    idx = torch.arange(labels.shape[0], device=labels.device)
+    if self.mask_aligned: losses = {'loss_mask': mask_bce(logits['coarse'][idx, labels], project('masks'))}
+    else: losses = {'loss_mask': maskrcnn_loss(logits['coarse'], proposals, gt_masks, gt_labels, matched_idxs)}
+    if len(logits) == 1: return losses
+    sel = {k: v[idx, labels] for k, v in logits.items() if k != 'coarse'}
+    if 'overlap' in sel: losses['loss_overlap'] = self.lambda_dec * mask_bce(sel['overlap'], project('overlap_masks'))
+    if 'non_overlap' in sel:
+        losses['loss_non_overlap'] = self.lambda_dec * mask_bce(sel['non_overlap'], project('non_overlap_masks'))
+    if 'refined' in sel: losses['loss_refined'] = self.lambda_rmask * mask_bce(sel['refined'], project('masks'))
+    if self.consistency:
+        losses['loss_consistency'] = self.lambda_cons * consistency_loss(sel['refined'], sel['overlap'], sel['non_overlap'])
+    return losses
 
-    def forward(self,
-                features:dict[str, torch.Tensor], # the FPN levels
-                proposals:list[torch.Tensor], # RPN proposals of each image
-                image_shapes:list[tuple[int, int]], # (H,W) of each image after the transform
-                targets:list[dict[str, torch.Tensor]]|None=None, # in training
-               )->tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-        if not self.has_mask(): raise ValueError('BRNetRoIHeads needs a mask head')
-        if targets is not None:
-            for t in targets:
-                if not t['boxes'].is_floating_point(): raise TypeError(f"target boxes must be float, got {t['boxes'].dtype}")
-                if t['labels'].dtype != torch.int64: raise TypeError(f"target labels must be int64, got {t['labels'].dtype}")
-        if self.training:
-            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
-        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
-        class_logits, box_regression = self.box_predictor(box_features)
-        result: list[dict[str, torch.Tensor]] = []
-        if self.training:
-            loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
-            losses = {'loss_classifier': loss_classifier, 'loss_box_reg': loss_box_reg}
-            # only the positive RoIs train the mask heads
-            pos = [torch.where(l > 0)[0] for l in labels]
-            mask_proposals = [p[i] for p, i in zip(proposals, pos)]
-            pos_matched_idxs = [m[i] for m, i in zip(matched_idxs, pos)]
-        else:
-            losses = {}
-            boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
-            result = [{'boxes': b, 'labels': l, 'scores': s} for b, l, s in zip(boxes, labels, scores)]
-            mask_proposals = boxes
-        final = 'refined' if self.scrm is not None else 'coarse'   # the masks returned as `masks`
-        names = self.mask_names if self.training or self.extra_outputs else [final]
-        logits = self.mask_logits(self.mask_roi_pool(features, mask_proposals, image_shapes), names)
-        if self.training:
-            losses.update(self.mask_losses(logits, mask_proposals, targets, pos_matched_idxs))
-        else:
-            labels = [r['labels'] for r in result]
-            probs = {k: maskrcnn_inference(v, labels) for k, v in logits.items()}
-            for i, r in enumerate(result):
-                r['masks'] = probs[final][i]
-                for k in names:
-                    if k != 'refined': r[f'{k}_masks'] = probs[k][i]   # coarse_masks is `masks` itself without SCRM
-        return result, losses
+# %% ../nbs/12_heads.ipynb #b5c0e10a
+@patch
+def forward(self:BRNetRoIHeads,
+            features:dict[str, torch.Tensor], # the FPN levels
+            proposals:list[torch.Tensor], # RPN proposals of each image
+            image_shapes:list[tuple[int, int]], # (H,W) of each image after the transform
+            targets:list[dict[str, torch.Tensor]]|None=None, # in training
+           )->tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    if not self.has_mask(): raise ValueError('BRNetRoIHeads needs a mask head')
+    if targets is not None:
+        for t in targets:
+            if not t['boxes'].is_floating_point(): raise TypeError(f"target boxes must be float, got {t['boxes'].dtype}")
+            if t['labels'].dtype != torch.int64: raise TypeError(f"target labels must be int64, got {t['labels'].dtype}")
+    if self.training:
+        proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+    box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+    class_logits, box_regression = self.box_predictor(box_features)
+    result: list[dict[str, torch.Tensor]] = []
+    if self.training:
+        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+        losses = {'loss_classifier': loss_classifier, 'loss_box_reg': loss_box_reg}
+        # only the positive RoIs train the mask heads
+        pos = [torch.where(l > 0)[0] for l in labels]
+        mask_proposals = [p[i] for p, i in zip(proposals, pos)]
+        pos_matched_idxs = [m[i] for m, i in zip(matched_idxs, pos)]
+    else:
+        losses = {}
+        boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+        result = [{'boxes': b, 'labels': l, 'scores': s} for b, l, s in zip(boxes, labels, scores)]
+        mask_proposals = boxes
+    final = 'refined' if self.scrm is not None else 'coarse'   # the masks returned as `masks`
+    names = self.mask_names if self.training or self.extra_outputs else [final]
+    logits = self.mask_logits(self.mask_roi_pool(features, mask_proposals, image_shapes), names)
+    if self.training:
+        losses.update(self.mask_losses(logits, mask_proposals, targets, pos_matched_idxs))
+    else:
+        labels = [r['labels'] for r in result]
+        probs = {k: maskrcnn_inference(v, labels) for k, v in logits.items()}
+        for i, r in enumerate(result):
+            r['masks'] = probs[final][i]
+            for k in (names if self.extra_outputs else []):
+                if k != 'refined': r[f'{k}_masks'] = probs[k][i]   # coarse_masks is `masks` itself without SCRM
+    return result, losses

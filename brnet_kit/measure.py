@@ -338,7 +338,7 @@ def _predicted_names(src:Path, images=None)->dict:
         return dict(zip(ids, image_names(src.parent/'images.json', [str(im['file_name']) for im in ims], images)))
     return {}
 
-def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict, dict]]:
+def _worm_records(src:Path, data, score_thresh:float, images=None)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
     from brnet_kit.coco import check_rle
@@ -362,7 +362,7 @@ def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict
         score = r.get('score', 1.0)
         if not isinstance(score, (int, float)) or isinstance(score, bool) or score != score:
             raise BrnetError(f"{src}: detection {i}: has no numeric 'score' (got {str(score)[:20]!r})")
-        if float(score) < score_thr: continue
+        if float(score) < score_thresh: continue
         if isinstance(seg['counts'], list): seg = maskUtils.frPyObjects(seg, *seg['size'])
         k = count[r.get('image_id')] = count.get(r.get('image_id'), -1) + 1
         head = dict(image_id=r.get('image_id'), file_name=files.get(r.get('image_id'), ''), worm=k) if files else dict(image_id=r.get('image_id'), worm=k)
@@ -372,7 +372,7 @@ def _worm_records(src:Path, data, score_thr:float, images=None)->list[tuple[dict
 def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO annotations file
             out:str|None=None, # write the table to this CSV file
             pixel_size_um:float|None=None, # micrometres per pixel, to add µm and µm² columns
-            score_thr:float=0.5, # skip predictions scored below this (results files only)
+            score_thresh:float=0.5, # skip predictions scored below this (results files only)
             plot:str|None=None, # save histograms of length, width and area to this PNG
             quiet:bool=False, # print nothing
             images:str|None=None, # the images folder the table's file names are relative to (default: the one they share)
@@ -383,7 +383,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     if not path.exists(): raise BrnetError(f"{path}: file not found")
     try: data = json.loads(read_limited(path))   # a regular file within the size limit
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
-    recs = _worm_records(path, data, score_thr, images)
+    recs = _worm_records(path, data, score_thresh, images)
     raster = mask_convention(data)
     if raster is not None: recs = [(dict(head, raster=raster), rle) for head, rle in recs]
     with warnings.catch_warnings():  # pycocotools' decode warns about NumPy 2's copy keyword

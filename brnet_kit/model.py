@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_model.ipynb #18e1d2a5
 from __future__ import annotations
-import math, pickle, re
+import contextlib, math, pickle, re
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,7 +32,8 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
 # %% auto #0
 __all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
            'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
-           'toy_batch', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset', 'load_model']
+           'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset',
+           'load_model', 'model_from_checkpoint']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -271,7 +272,7 @@ class BRNet(MaskRCNN):
 
     @property
     def extra_outputs(self)->bool:
-        "Whether inference returns the coarse / overlap / non-overlap masks too (True), or only the final `masks`."
+        "Whether inference returns the coarse / overlap / non-overlap masks too (True), or only the final `masks` (False, the default)."
         return self.roi_heads.extra_outputs
 
     @extra_outputs.setter
@@ -360,6 +361,18 @@ def toy_batch(n:int=2, # number of images
 TINY = dict(min_size=128, max_size=128, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
             rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_batch_size_per_image=32, box_detections_per_img=20)
 
+# %% ../nbs/13_model.ipynb #c9fe1979
+@contextlib.contextmanager
+def extra_masks_on(model:nn.Module, # a BR-Net (another model is left as it is)
+                   on:bool=True, # False: the final masks only, whatever the model's setting
+                  ):
+    "Inside the block, a BR-Net's inference also returns `coarse_masks`, `overlap_masks` and `non_overlap_masks`."
+    rh = getattr(model, 'roi_heads', None)
+    if not isinstance(rh, BRNetRoIHeads): yield model; return
+    was, rh.extra_outputs = rh.extra_outputs, bool(on)
+    try: yield model
+    finally: rh.extra_outputs = was
+
 # %% ../nbs/13_model.ipynb #73d7050c
 MODELS_DIR = Path(__file__).resolve().parent/'models' if '__file__' in globals() else Path('../brnet_kit/models').resolve()
 
@@ -422,12 +435,19 @@ def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundl
         raise BrnetError(f"{path}: holds objects that a safe load refuses (torch.load(weights_only=True)): "
                          f"{str(e).strip().splitlines()[-1][:200]}") from None
     except Exception as e: raise BrnetError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    return model_from_checkpoint(ckpt, device, path)
+
+def model_from_checkpoint(ckpt:dict, # a checkpoint as `torch.load` returns it (has 'model' and 'preset')
+                          device=None, # where to put the model; None = CUDA when available, else CPU
+                          source:str|Path='the checkpoint', # what errors call it, e.g. its file
+                         )->BRNet:
+    "The model of a checkpoint already read: rebuilt from its preset, its weights loaded (in eval mode)."
     if not isinstance(ckpt, dict) or not {'model', 'preset'} <= set(ckpt):
-        raise BrnetError(f"{path}: not a brnet-kit checkpoint (needs the keys 'model' and 'preset')")
+        raise BrnetError(f"{source}: not a brnet-kit checkpoint (needs the keys 'model' and 'preset')")
     p = checkpoint_preset(ckpt)
     model = build_model(p.replace(backbone_weights=''))   # the checkpoint holds every weight
     model.preset = p
     try: model.load_state_dict(ckpt['model'])
     except RuntimeError as e:
-        raise BrnetError(f"{path}: weights do not fit the model of its preset: {str(e).splitlines()[0]}") from None
+        raise BrnetError(f"{source}: weights do not fit the model of its preset: {str(e).splitlines()[0]}") from None
     return model.to(get_device(device)).eval()

@@ -15,12 +15,14 @@ from scipy import ndimage
 from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, progress, read_limited, record_outputs, write_json
 from .coco import mask_to_rle
 from .data import image_to_tensor
+from .heads import EXTRA_OUTPUTS
 from .labelme import masks_to_shapes, read_image, write_labelme
-from .model import load_model, model_path
+from .model import extra_masks_on, load_model, model_path
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'tile_windows', 'BoxMasks', 'merge_tiles',
-           'predict_tiled', 'results_to_coco', 'write_prediction_labelme', 'worm_colours', 'overlay', 'predict']
+           'predict_tiled', 'results_to_coco', 'write_prediction_labelme', 'worm_colours', 'overlay', 'predict_dataset',
+           'predict']
 
 # %% ../nbs/22_predict.ipynb #11919d2a
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
@@ -52,8 +54,7 @@ def _out_names(paths:list[Path])->list[str]:
     return [f'{n}_{i}' if counts[n] > 1 else n for i, n in enumerate(names)]
 
 # %% ../nbs/22_predict.ipynb #a09e8c6b
-_EXTRA_MASKS = ('coarse_masks', 'overlap_masks', 'non_overlap_masks')
-_PER_WORM = ('boxes', 'scores', 'labels', 'masks', 'mask_probs', *_EXTRA_MASKS)  # the keys with one entry per worm
+_PER_WORM = ('boxes', 'scores', 'labels', 'masks', 'mask_probs', *EXTRA_OUTPUTS)  # the keys with one entry per worm
 
 def _to_numpy(out:dict, score_thresh:float, mask_thresh:float, probs:bool, size:tuple)->dict:
     "One image's model output → numpy arrays, filtered by score and by non-empty mask, best score first."
@@ -73,11 +74,12 @@ def _to_numpy(out:dict, score_thresh:float, mask_thresh:float, probs:bool, size:
                scores=scores[order].float().cpu().numpy(),
                labels=out['labels'].detach()[order].long().cpu().numpy(),
                masks=masks.cpu().numpy(), empty_scores=empty)
-    for key in _EXTRA_MASKS:
+    for key in EXTRA_OUTPUTS:
         if key in out: res[key] = (masks_of(key, order) > mask_thresh).cpu().numpy()
     if probs: res['mask_probs'] = p.cpu().numpy()
     return res
 
+# %% ../nbs/22_predict.ipynb #d4e0a00f
 def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torchvision Mask R-CNN works)
                    images:list, # image files, arrays as `read_image` gives, or (3,H,W) float tensors in [0, 1]
                    score_thresh:float=0.5, # keep worms scoring at least this
@@ -86,6 +88,7 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
                    probs:bool=False, # also return `mask_probs`, the refined probabilities
                    tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
                    overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
+                   extra_masks:bool=False, # also return a BR-Net's coarse, overlap and non-overlap masks (slower)
                   )->list[dict]: # one dict per image (see `predict_image`)
     "Predict the worms of several images in one forward pass (larger images than `tile`: tile by tile)."
     xs = [image_to_tensor(im, intensity) for im in images]
@@ -96,13 +99,14 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
                              f"set them first (`predict` uses the image's median)")
     big = [bool(tile) and max(x.shape[1:]) > tile for x in xs]
     xs, large = [x for x, b in zip(xs, big) if not b], [x for x, b in zip(xs, big) if b]
-    tiled = iter([predict_tiled(model, x, score_thresh, mask_thresh, intensity, probs, tile, overlap) for x in large])
+    tiled = iter([predict_tiled(model, x, score_thresh, mask_thresh, intensity, probs, tile, overlap, extra_masks=extra_masks)
+                  for x in large])
     if not xs: return list(tiled)
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(): outs = model([x.to(dev) for x in xs])
+        with torch.inference_mode(), extra_masks_on(model, extra_masks): outs = model([x.to(dev) for x in xs])
     finally: model.train(was_training)
     outs = iter([_to_numpy(o, score_thresh, mask_thresh, probs, tuple(x.shape[1:])) for o, x in zip(outs, xs)])
     return [next(tiled) if b else next(outs) for b in big]
@@ -115,9 +119,10 @@ def predict_image(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                   probs:bool=False, # also return `mask_probs`, the refined probabilities
                   tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
                   overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
-                 )->dict: # boxes, scores, labels, masks (N,H,W) bool, the model's other masks, and empty_scores
+                  extra_masks:bool=False, # also return a BR-Net's coarse, overlap and non-overlap masks (slower)
+                 )->dict: # boxes, scores, labels, masks (N,H,W) bool, empty_scores (and the extra masks if asked)
     "Predict the worms of one image: numpy boxes, scores, labels and one (H,W) mask per worm, best first."
-    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs, tile, overlap)[0]
+    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs, tile, overlap, extra_masks)[0]
 
 # %% ../nbs/22_predict.ipynb #f58ef3da
 import torch.nn.functional as F
@@ -239,7 +244,7 @@ def _tile_detections(model, x:torch.Tensor, t:int, windows:list, size:tuple, sco
     tx0, ty0, tx1, ty1 = windows[t]
     out, lowres = _unpasted(model, x[:, ty0:ty1, tx0:tx1].to(next(model.parameters()).device))
     keep = torch.nonzero(out['scores'] >= score_thresh)[:, 0]
-    keys = ['masks'] + [k for k in _EXTRA_MASKS if k in out]
+    keys = ['masks'] + [k for k in EXTRA_OUTPUTS if k in out]
     ms = torch.cat([out[k][keep].float().reshape(len(keep), 1, *out[k].shape[-2:]) for k in keys], 1)
     boxes = out['boxes'][keep].float()
     crops = _paste_crops(ms, boxes, (ty1 - ty0, tx1 - tx0)) if lowres else _crop_pasted(ms, mask_thresh)
@@ -331,6 +336,7 @@ def predict_tiled(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                   tile:int=1024, # the longest side of a tile, pixels
                   overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
                   share:float=0.5, # detections of two tiles are one worm when this share of the smaller's pixels that both tiles see are the other's
+                  extra_masks:bool=False, # also return a BR-Net's coarse, overlap and non-overlap masks (slower)
                  )->dict: # as `predict_image`, with every mask as `BoxMasks`
     "Predict the worms of a large image tile by tile, at its own scale, and merge the worms that tiles share."
     x = image_to_tensor(image, intensity)
@@ -340,7 +346,7 @@ def predict_tiled(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
     dets, empty, keys = [], [], ['masks']
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), extra_masks_on(model, extra_masks):
             for t in range(len(windows)):
                 d, e, keys = _tile_detections(model, x, t, windows, size, score_thresh, mask_thresh, probs)
                 dets += d; empty += [s for s, c in e if _owner(windows, *c) == t]
@@ -449,7 +455,22 @@ def overlay(image:np.ndarray|torch.Tensor, # the image: an array as `read_image`
     tag((pad + 1, pad + 1), f'{len(masks)} worm' + ('' if len(masks) == 1 else 's'), (255, 255, 255), 'lt')
     return np.asarray(img)
 
-# %% ../nbs/22_predict.ipynb #9022b9f0
+# %% ../nbs/22_predict.ipynb #5e8b9d14
+def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts in eval mode, then is put back)
+                    dataset, # a `brnet_kit.data.WormDataset` with `augment=False`: images and their COCO ids
+                    batch_size:int=2, # images per forward pass
+                    score_thresh:float=0.05, # keep worms scoring at least this (as `predict`'s `coco_score_thresh`)
+                    mask_thresh:float=0.5, # a pixel is worm where the final mask probability is above this
+                   )->list[dict]: # COCO results, as `predict` writes them to results.json
+    "Predict every image of a dataset and return its COCO results, ready for `brnet_kit.evaluate.evaluate`."
+    res = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        preds = predict_images(model, [im for im, _ in items], score_thresh, mask_thresh)
+        res += results_to_coco(preds, [int(t['image_id']) for _, t in items])
+    return res
+
+# %% ../nbs/22_predict.ipynb #d4e0a002
 def _gt_index(gt:Path)->tuple[dict, dict, dict]:
     "From a COCO annotations file: image by resolved path, image by unique file name, category id → name."
     gt = Path(gt)
@@ -473,6 +494,23 @@ def _trained_intensity(checkpoint:Path)->str|None:
     v = cfg.get('intensity') if isinstance(cfg, dict) else None
     return v if v in ('auto', 'dtype', 'range') else None
 
+def _image_entry(p:Path, # the image file
+                 k:int, # its place in the sorted list of images
+                 size:tuple, # its (height, width)
+                 out_dir:Path, # the output folder: file names are relative to it, as in a COCO file beside images.json
+                 index:tuple|None, # (by path, by name) from `_gt_index`, or None
+                )->tuple[dict|None, str|None]: # the COCO image entry, or None and why the ground truth has none
+    "The COCO image of `p`: numbered in name order without ground truth; else found in it by path, then by name, with its size."
+    H, W, rel = *size, Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix()
+    if index is None: return dict(id=k + 1, file_name=rel, height=H, width=W), None
+    by_path, by_name = index
+    im = by_path.get(p.resolve()) or by_name.get(p.name)
+    if im is None: return None, 'not in the annotations file'
+    if (im.get('height'), im.get('width')) != (H, W):
+        return None, f"is {H}x{W} but the annotations file says {im.get('height')}x{im.get('width')}"
+    return dict(id=int(im['id']), file_name=rel, height=H, width=W), None
+
+# %% ../nbs/22_predict.ipynb #d4e0a005
 def _finite(a:np.ndarray, path)->tuple[np.ndarray, str|None]:
     "A float image's non-finite pixels (NaN, ±inf) set to the median of the others, and a note saying so (None if none)."
     bad = ~np.isfinite(a) if a.dtype.kind == 'f' else None
@@ -490,15 +528,45 @@ def _read(path:Path, intensity:str, notes:list):
     except BrnetError as e: return None, str(e) if str(path) in str(e) else f"{path}: {e}"
     except Exception as e: return None, f"{path}: cannot read the image ({type(e).__name__}: {e})"
 
+# %% ../nbs/22_predict.ipynb #d4e0a008
 def _png_bytes(arr:np.ndarray)->bytes:
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format='PNG')
     return buf.getvalue()
 
+def _npz_bytes(pred:dict)->bytes:
+    "The worms' boxes, scores and all their masks (the final and the extra ones) as a compressed .npz file."
+    buf = io.BytesIO()
+    np.savez_compressed(buf, boxes=pred['boxes'], scores=pred['scores'],
+                        **{k: np.asarray(pred[k]) for k in ('masks', *EXTRA_OUTPUTS) if k in pred})
+    return buf.getvalue()
+
 def _subset(pred:dict, keep:np.ndarray)->dict:
     return {k: v[keep] if k in _PER_WORM else v for k, v in pred.items()}
 
+# %% ../nbs/22_predict.ipynb #d4e0a00b
+def _report(s:dict, n_paths:int, out_dir:Path, gt, score_thresh:float, coco_score_thresh:float, mask_thresh:float)->None:
+    "Print what `predict` did: its summary `s`, where the files are, what it left out or repaired."
+    print(f"predicted {s['n_images']} of {n_paths} images: {s['n_worms']} worms with score >= {score_thresh:g}"
+          f" ({s['n_results']} detections with score >= {coco_score_thresh:g} in {s['results']})")
+    if s['n_empty_masks']: print(f"  left out {s['n_empty_masks']} detection(s) with score >= {score_thresh:g} whose mask has no pixel above "
+                           f"mask_thresh {mask_thresh:g}")
+    if s['labelme']: print(f"  LabelMe files: {out_dir/'labelme'}")
+    if s['overlays']: print(f"  overlays:      {out_dir/'overlays'}")
+    if s['extra_masks']: print(f"  extra masks:   {out_dir/'extra_masks'}")
+    if s['not_in_gt']:
+        print(f"  left out of results.json, {len(s['not_in_gt'])} image(s) that {gt} does not match:")
+        for p, why in s['not_in_gt']: print(f"    {p}: {why}")
+    if s['repaired']:
+        print(f"  repaired {len(s['repaired'])} image(s) with pixels that are not numbers:")
+        for why in s['repaired']: print(f"    {why}")
+    if s['removed']: print(f"  removed {len(s['removed'])} file(s) of the previous prediction into {out_dir} that this one did not write")
+    if s['skipped']:
+        print(f"  skipped {len(s['skipped'])} unreadable image(s):")
+        for _, why in s['skipped']: print(f"    {why}")
+
+# %% ../nbs/22_predict.ipynb #d4e0a00d
 def predict(images:str|Path, # a folder of images, one image file, or a glob pattern such as 'wells/*_w2_*.tif'
             out_dir:str|Path, # where results.json, images.json, labelme/ and overlays/ go
             model:str|Path='worms', # a bundled model (`brnet models`) or a checkpoint from `brnet train`; in Python a loaded model too
@@ -509,6 +577,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             device:str|None=None, # 'cpu', 'cuda', 'cuda:1', ...; default: CUDA when there is one
             labelme:bool=True, # write one LabelMe file per image
             overlays:bool=True, # write one overlay PNG per image
+            extra_masks:bool=False, # also write the shown worms' coarse, overlap and non-overlap masks to extra_masks/NAME.npz (slower)
             batch_size:int=1, # images per forward pass
             tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size; 0: never
             overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
@@ -526,12 +595,12 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
         intensity = intensity or _trained_intensity(ckpt)
     intensity = intensity or 'auto'
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    names = {1: 'worm'}
+    names, index = {1: 'worm'}, None
     if gt is not None:
-        by_path, by_name, cats = _gt_index(gt)
+        *index, cats = _gt_index(gt)
         names.update(cats)
     out_names = _out_names(paths)
-    results, img_list, written, skipped, not_in_gt, n_worms, n_empty = [], [], dict(labelme=[], overlays=[]), [], [], 0, 0
+    results, img_list, written, skipped, not_in_gt, n_worms, n_empty = [], [], dict(labelme=[], overlays=[], extra_masks=[]), [], [], 0, 0
     repaired = []
     lo = min(score_thresh, coco_score_thresh)
     bar = progress(total=len(paths), desc='predict', unit='img')
@@ -543,20 +612,15 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                 if err is None: batch.append((k, x)); continue
                 if strict: raise BrnetError(err)
                 skipped.append((str(paths[k]), err))
-            preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap) if batch else []
+            preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap,
+                                   extra_masks=extra_masks) if batch else []
             for (k, x), pred in zip(batch, preds):
-                p, H, W = paths[k], *x.shape[1:]
-                rel = Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix()   # like a COCO file: relative to images.json
-                if gt is None: im = dict(id=k + 1, file_name=rel)
+                p = paths[k]
+                im, why = _image_entry(p, k, tuple(x.shape[1:]), out_dir, index)
+                if im is None: not_in_gt.append((str(p), why))
                 else:
-                    im = by_path.get(p.resolve()) or by_name.get(p.name)
-                    if im is None or (im.get('height'), im.get('width')) != (H, W):
-                        not_in_gt.append((str(p), 'not in the annotations file' if im is None else
-                                          f"is {H}x{W} but the annotations file says {im.get('height')}x{im.get('width')}"))
-                        im = None
-                if im is not None:
-                    img_list.append(dict(id=int(im['id']), file_name=rel, height=H, width=W))
-                    results += results_to_coco(_subset(pred, pred['scores'] >= coco_score_thresh), int(im['id']))
+                    img_list.append(im)
+                    results += results_to_coco(_subset(pred, pred['scores'] >= coco_score_thresh), im['id'])
                 shown = _subset(pred, pred['scores'] >= score_thresh)
                 n_worms += len(shown['scores'])
                 n_empty += int((pred['empty_scores'] >= score_thresh).sum())
@@ -564,6 +628,8 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                     written['labelme'].append(write_prediction_labelme(out_dir/'labelme'/f'{out_names[k]}.json', shown, p, names))
                 if overlays:
                     written['overlays'].append(atomic_write(out_dir/'overlays'/f'{out_names[k]}.png', _png_bytes(overlay(x, shown))))
+                if extra_masks:
+                    written['extra_masks'].append(atomic_write(out_dir/'extra_masks'/f'{out_names[k]}.npz', _npz_bytes(shown)))
             bar.update(min(b0 + batch_size, len(paths)) - b0)
     finally: bar.close()
     n_done = len(paths) - len(skipped)
@@ -571,24 +637,9 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
     res_path = write_json(out_dir/'results.json', results)
     img_path = write_json(out_dir/'images.json', dict(images=img_list, categories=[dict(id=k, name=v) for k, v in sorted(names.items())]), indent=1)
     summary = dict(results=res_path, images=img_path, labelme=written['labelme'], overlays=written['overlays'],
+                   extra_masks=written['extra_masks'],
                    n_images=n_done, n_worms=n_worms, n_results=len(results), n_empty_masks=n_empty, skipped=skipped,
                    not_in_gt=not_in_gt, repaired=repaired,
-                   removed=record_outputs(out_dir, 'predict', [res_path, img_path, *written['labelme'], *written['overlays']]))
-    if not quiet:
-        print(f"predicted {n_done} of {len(paths)} images: {n_worms} worms with score >= {score_thresh:g}"
-              f" ({len(results)} detections with score >= {coco_score_thresh:g} in {res_path})")
-        if n_empty: print(f"  left out {n_empty} detection(s) with score >= {score_thresh:g} whose mask has no pixel above "
-                          f"mask_thresh {mask_thresh:g}")
-        if labelme: print(f"  LabelMe files: {out_dir/'labelme'}")
-        if overlays: print(f"  overlays:      {out_dir/'overlays'}")
-        if not_in_gt:
-            print(f"  left out of results.json, {len(not_in_gt)} image(s) that {gt} does not match:")
-            for p, why in not_in_gt: print(f"    {p}: {why}")
-        if repaired:
-            print(f"  repaired {len(repaired)} image(s) with pixels that are not numbers:")
-            for why in repaired: print(f"    {why}")
-        if summary['removed']: print(f"  removed {len(summary['removed'])} file(s) of the previous prediction into {out_dir} that this one did not write")
-        if skipped:
-            print(f"  skipped {len(skipped)} unreadable image(s):")
-            for _, why in skipped: print(f"    {why}")
+                   removed=record_outputs(out_dir, 'predict', [res_path, img_path, *(p for v in written.values() for p in v)]))
+    if not quiet: _report(summary, len(paths), out_dir, gt, score_thresh, coco_score_thresh, mask_thresh)
     return summary

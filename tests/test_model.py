@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brnet_kit.core import BrnetError
-from brnet_kit.model import BASELINE, TINY, BRNetConfig, build_model, toy_batch, torchvision_maskrcnn
+from brnet_kit.model import BASELINE, TINY, BRNetConfig, build_model, extra_masks_on, toy_batch, torchvision_maskrcnn
 
 torch.set_num_threads(1)
 
@@ -40,10 +40,13 @@ def test_every_ablation_trains_and_predicts(batch, uam, sw):
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
-    with torch.no_grad(): pred = model(images)[0]
+    with torch.no_grad(): lean = model(images)[0]
+    assert set(lean) == {'boxes', 'labels', 'scores', 'masks'}       # the extra masks only when asked for
+    with extra_masks_on(model), torch.no_grad(): pred = model(images)[0]
     keys = {'boxes', 'labels', 'scores', 'masks', 'coarse_masks'} | \
            {name for key, name in [('overlap_head', 'overlap_masks'), ('non_overlap_head', 'non_overlap_masks')] if sw[key]}
     assert set(pred) == keys
+    assert torch.allclose(pred['masks'], lean['masks'], atol=1e-6)
     assert (pred['masks'] is pred['coarse_masks']) == (not sw['scrm'])
     assert bool(model.attention_maps()) == uam
 

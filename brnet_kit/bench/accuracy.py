@@ -17,7 +17,8 @@ from ..synth import synth
 from ..bbbc010 import import_bbbc010
 from ..data import WormDataset
 from ..model import BASELINE, load_model
-from ..train import train, predict_dataset
+from ..train import train
+from ..predict import predict_dataset
 from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
@@ -106,7 +107,6 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
                )->dict: # the `evaluate` metrics of COLUMNS, box_AP50, s_per_image (wall) and cpu_s_per_image
     "Predict the validation images with a checkpoint (final masks only, one image at a time) and score them."
     model = load_model(checkpoint, device='cpu')
-    model.extra_outputs = False
     ds = WormDataset(val_ann)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     results = predict_dataset(model, ds, batch_size=1)

@@ -9,7 +9,7 @@ import contextlib, ctypes, gc, json, os, statistics, subprocess, sys, time
 import torch
 
 from ..core import BrnetError
-from ..model import BASELINE, build_model, torchvision_maskrcnn, toy_batch
+from ..model import BASELINE, build_model, extra_masks_on, torchvision_maskrcnn, toy_batch
 
 # %% auto #0
 __all__ = ['bench_model', 'bench_predict_memory']
@@ -116,9 +116,8 @@ def bench_model(preset:str='cpu', # the preset to measure ('cpu', 'paper', 'demo
                 t0 = time.perf_counter(); dets[k] = _infer(m, imgs); t1 = time.perf_counter()
                 if r: times[k]['infer'].append(t1 - t0)
                 if k == 'brnet':
-                    m.extra_outputs = True
-                    t0 = time.perf_counter(); dets['brnet+extras'] = _infer(m, imgs); t1 = time.perf_counter()
-                    m.extra_outputs = False
+                    with extra_masks_on(m):
+                        t0 = time.perf_counter(); dets['brnet+extras'] = _infer(m, imgs); t1 = time.perf_counter()
                     if r: times['brnet+extras']['infer'].append(t1 - t0)
                 t0 = time.perf_counter(); _train(m, opts[k], imgs, tgts); t1 = time.perf_counter()
                 if r: times[k]['train'].append(t1 - t0)
