@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 import brnet_kit
 from .core import BrnetError, atomic_open, atomic_write, progress, read_limited, record_outputs
 from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
-from .decompose import decompose, decompose_runs, _to_boxes
+from .decompose import crop_to_boxes, decompose, decompose_runs
 
 # %% auto #0
 __all__ = ['mask_to_rle', 'rle_to_mask', 'check_rle', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels',
@@ -383,7 +383,7 @@ def write_dataset(out_dir:str|Path, # the dataset folder; annotation files go he
         crowd = [False]*len(labels) if it.get('iscrowd') is None else [bool(c) for c in it['iscrowd']]  # a list or an array
         if len(labels) != len(masks) or len(crowd) != len(masks):
             raise BrnetError(f"{fn}: {len(masks)} masks but {len(labels)} labels and {len(crowd)} iscrowd flags")
-        bms, org = _to_boxes(masks)
+        bms, org = crop_to_boxes(masks)
         insts = []
         for k, (lab, cr, bm, (x0, y0)) in enumerate(zip(labels, crowd, bms, org)):
             if lab == BACKGROUND: continue

@@ -9,8 +9,8 @@ import numpy as np
 from .core import BrnetError
 
 # %% auto #0
-__all__ = ['OVERLAP_COLOUR', 'count_map', 'decompose', 'decompose_runs', 'overlap_stats', 'decomposition_overlay',
-           'show_decomposition']
+__all__ = ['OVERLAP_COLOUR', 'count_map', 'decompose', 'decompose_runs', 'crop_to_boxes', 'overlap_stats',
+           'decomposition_overlay', 'show_decomposition']
 
 # %% ../nbs/02_decompose.ipynb #d93f76ce
 def _check_stack(masks)->np.ndarray:
@@ -87,8 +87,9 @@ def _from_runs(start, end, mask, shape:tuple)->np.ndarray:
     return flat.reshape(N, W, H).transpose(0, 2, 1)
 
 # %% ../nbs/02_decompose.ipynb #65bfac67
-def _to_boxes(masks:np.ndarray):
-    "Full-size masks → (box_masks, origins), each cut to its tight box (empty masks get a 0x0 box)."
+def crop_to_boxes(masks:np.ndarray, # (N, H, W) bool, full-size masks
+                 )->tuple[list, list]: # the masks cut to their tight boxes, and each box's (x0, y0)
+    "Cut each full-size mask to its tight box (an empty mask gets a 0x0 box at (0, 0))."
     bm, org = [], []
     for m in masks:
         rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
