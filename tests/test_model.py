@@ -22,8 +22,14 @@ def batch():
     return images, targets
 
 
-def test_ablation_grid_is_complete():
-    assert len(VALID) == 6  # none, Bo, Bn, Bo+Bn, +SCRM, +L_cons
+def test_the_model_accepts_exactly_the_papers_six_ablations():
+    "Of the 16 switch settings, the model builds the paper's six (none, Bo, Bn, Bo+Bn, +SCRM, +L_cons) and refuses the rest by name."
+    accepted = []
+    for o, n, s, c in itertools.product([False, True], repeat=4):
+        sw = dict(overlap_head=o, non_overlap_head=n, scrm=s, consistency=c)
+        try: BRNetConfig(**sw).validate(); accepted.append(sw)
+        except BrnetError as e: assert ('scrm' if s else 'consistency') in str(e), e
+    assert accepted == VALID and len(accepted) == 6
 
 
 @pytest.mark.parametrize('uam', [False, True])
