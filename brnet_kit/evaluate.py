@@ -18,7 +18,7 @@ from .coco import check_rle
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
            'detection_scores', 'crossing_scores', 'matched_morphometry', 'morphometry_errors', 'worm_sums',
-           'worm_scores', 'per_worm_scores', 'bland_altman', 'evaluate', 'format_metrics', 'paired_bootstrap']
+           'worm_scores', 'bland_altman', 'evaluate', 'format_metrics', 'paired_bootstrap']
 
 # %% ../nbs/21_evaluate.ipynb #fb3f423d
 def _quiet():
@@ -193,6 +193,13 @@ def _miou_rle(gt_rles:list, pred_rles:list, crowd_rles:list, h:int, w:int)->floa
     return _miou_from_counts(g, p, i, h*w - c)
 
 # %% ../nbs/21_evaluate.ipynb #963c4c1e
+def _results_coco(gt:COCO, dts:list)->COCO:
+    "Results (from `read_results`) as a COCO object over the ground truth's images and categories."
+    D = COCO()
+    D.dataset = dict(images=gt.dataset['images'], categories=gt.dataset['categories'], annotations=copy.copy(dts))
+    with _quiet(): D.createIndex()
+    return D
+
 def _quiet_eval(gt:COCO, dt:COCO, iou_type:str, max_dets:int)->COCOeval:
     "COCOeval.evaluate() with only the 'all' area range and one max-detections limit, silently."
     E = COCOeval(gt, dt, iou_type)
@@ -433,7 +440,7 @@ def worm_sums(gt:COCO, # the ground truth from `read_gt`
               morphometry:bool=True, # measure the matched worms (length, width, area)
               flags:dict|None=None, # from `crossing_flags`, if already at hand
              )->tuple[np.ndarray, list]: # (I, 13) sums, one row per image in `sorted(gt.getImgIds())` order; the measured pairs
-    "What the per-worm scores are made of, image by image (arguments as `per_worm_scores`): `worm_scores` of any rows of it scores those images."
+    "What the per-worm scores are made of, image by image, and the measured pairs: `worm_scores` of any rows of it scores those images."
     flags = crossing_flags(gt) if flags is None else flags
     by_img = {}
     for d in sorted(dts, key=lambda d: -d['score']):
@@ -451,17 +458,6 @@ def worm_scores(S:np.ndarray, # rows of `worm_sums` (images may repeat, as in a 
     "The per-worm scores (`WORM_KEYS`) and their counts over the images whose sums are given."
     S = np.asarray(S, float).reshape(-1, 13)
     return dict(_det_scores(S[:, :4]), **_cross_scores(S[:, 4:8]), **_morph_scores(S[:, 8:]))
-
-def per_worm_scores(gt:COCO, # the ground truth from `read_gt`
-                    dts:list[dict], # results from `read_results`, with masks
-                    score_thresh:float=0.5, # predictions scored below this are left out
-                    max_dets:int=100, # at most this many predictions per image, best first
-                    morphometry:bool=True, # measure the matched worms (length, width, area)
-                    flags:dict|None=None, # from `crossing_flags`, if already at hand
-                   )->dict:
-    "The per-worm scores (`WORM_KEYS`), their counts, and the measured pairs as `matched_worms`."
-    S, rows = worm_sums(gt, dts, score_thresh, max_dets, morphometry, flags)
-    return dict(worm_scores(S), matched_worms=rows)   # without morphometry no worm is measured: its scores are None
 
 # %% ../nbs/21_evaluate.ipynb #af5d85cd
 def bland_altman(rows:list[dict], # `matched_worms` of an evaluation
@@ -520,9 +516,7 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
     t0 = time.perf_counter()
     G = read_gt(gt)
     dts = read_results(results, G, iou_type=iou_type, allow_empty=allow_empty)
-    D = COCO()
-    D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'], annotations=copy.copy(dts))
-    with _quiet(): D.createIndex()
+    D = _results_coco(G, dts)
     E = _quiet_eval(G, D, iou_type, max_dets)
     m = dict(iou_type=iou_type, **_accumulate(E))
     flags = crossing_flags(G)
@@ -539,7 +533,9 @@ def evaluate(gt:str|Path|dict, # ground-truth COCO annotations file (or its load
     rows = _per_image(E, G, dts, score_thresh, with_masks)
     mi = [r['mIoU'] for r in rows if r['mIoU'] is not None]
     m['mIoU'] = float(np.mean(mi)) if with_masks and mi else None
-    if with_masks: m.update(per_worm_scores(G, dts, score_thresh, max_dets, morphometry, flags))
+    if with_masks:   # without morphometry no worm is measured: its scores are None
+        S, measured = worm_sums(G, dts, score_thresh, max_dets, morphometry, flags)
+        m.update(worm_scores(S), matched_worms=measured)
     else: m.update(dict.fromkeys(WORM_KEYS), matched_worms=[])
     box = None
     if iou_type == 'bbox': box = {k: m[k] for k in _KEYS}
@@ -605,10 +601,7 @@ def _seeds(r)->list:
 def _scored_run(G:COCO, r, group:dict, flags:dict, per_worm:bool, score_thresh:float)->tuple:
     "What a bootstrap draw needs of one run's results: its COCOeval, the crossing stratum, and the per-worm sums."
     dts = read_results(r, G, allow_empty=True)
-    D = COCO()
-    D.dataset = dict(images=G.dataset['images'], categories=G.dataset['categories'], annotations=copy.copy(dts))
-    with _quiet(): D.createIndex()
-    E = _quiet_eval(G, D, 'segm', 100)
+    E = _quiet_eval(G, _results_coco(G, dts), 'segm', 100)
     S = worm_sums(G, dts, score_thresh, flags=flags)[0] if per_worm and dts and 'segmentation' in dts[0] else None
     return E, _stratum(E, group, 'crossing', 'nearest'), S
 
