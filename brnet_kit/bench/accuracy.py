@@ -234,6 +234,19 @@ def _choose(text:str, what:str, allowed:dict|None=None)->list:
     if not seeds or len(set(seeds)) != len(seeds): raise BrnetError(f"--{what} {text!r}: give distinct training seeds such as 0,1,2")
     return seeds
 
+def _score_rows(ds:str, names:list, seeds:list, trained:dict, runs:dict, val_ann:Path, boot:int)->dict:
+    "Score every seed of each row on the validation images: rows (mean, SD, seeds) and paired (each row − Mask R-CNN)."
+    rows, paired = {}, {}
+    results = lambda name: [runs[ds, name, s]/'val_results.json' for s in seeds]
+    for name in names:
+        per_seed = [dict(score_model(trained[ds, name, s]['checkpoint'], val_ann, results_to=runs[ds, name, s]/'val_results.json'),
+                         seed=s, **trained[ds, name, s]) for s in seeds]
+        rows[name] = dict(summarise(per_seed), seeds=per_seed)
+    if 'Mask R-CNN' in rows:
+        for name in [n for n in rows if n != 'Mask R-CNN']:
+            paired[name] = paired_bootstrap(val_ann, results('Mask R-CNN'), results(name), n=boot)
+    return dict(rows=rows, paired=paired)
+
 def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which datasets: (a) synthetic, (b) BBBC010, or both
                    rows:str='maskrcnn,brnet', # the rows, of maskrcnn, bsm, scrm, brnet, pretrained; or all (the paper's ablation)
                    seeds:str='0,1,2', # training seeds: every row is trained once per seed
@@ -320,15 +333,8 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
         n_tr, n_va = (len(json.loads(Path(f).read_text())['images']) for f in sets[ds])
         what = (f"(a) synthetic worms: {n_tr} training / {n_va} validation images of {synth_size}" if ds == 'synthetic' else
                 f"(b) BBBC010 brightfield: {n_tr} training / {n_va} validation wells")
-        res[ds] = dict(what=what, rows={}, paired={})
-        for name in [n for n in names if (ds, n, seed_list[0]) in trained]:
-            per_seed = [dict(score_model(trained[ds, name, s]['checkpoint'], sets[ds][1], results_to=runs[ds, name, s]/'val_results.json'),
-                             seed=s, **trained[ds, name, s]) for s in seed_list]
-            res[ds]['rows'][name] = dict(summarise(per_seed), seeds=per_seed); save()
-        if 'Mask R-CNN' in res[ds]['rows']:
-            base = [runs[ds, 'Mask R-CNN', s]/'val_results.json' for s in seed_list]
-            for name in [n for n in res[ds]['rows'] if n != 'Mask R-CNN']:
-                res[ds]['paired'][name] = paired_bootstrap(sets[ds][1], base, [runs[ds, name, s]/'val_results.json' for s in seed_list], n=boot)
+        res[ds] = dict(what=what, **_score_rows(ds, [n for n in names if (ds, n, seed_list[0]) in trained], seed_list, trained, runs,
+                                                sets[ds][1], boot))
         save()
         print(format_table(res[ds]['rows'], f"{what}; preset '{preset}', {steps} steps per row, mean ± SD over seeds "
                                             f"{','.join(map(str, seed_list))}"))
