@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.brnet-installed
 # the exact torch build for this machine; the library itself only asks for ranges
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: all install demo test test-slow bench clean
+.PHONY: all install demo test test-slow tutorials bench clean
 
 all: test
 
@@ -31,6 +31,11 @@ test: install
 # the same, with the cells and tests flagged `slow` (minutes of CPU)
 test-slow: install
 	BRNET_TEST_FLAGS=slow $(BIN)/python -m pytest -n 2 tests
+
+# run each tutorial on a Jupyter kernel and save its outputs (small figures) into nbs/tutorials
+tutorials: install
+	$(BIN)/python tests/test_tutorials_nbclient.py
+	$(BIN)/nbdev-clean --fname nbs/tutorials
 
 clean:
 	rm -rf runs _proc .pytest_cache .hypothesis build dist *.egg-info
