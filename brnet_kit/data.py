@@ -5,7 +5,7 @@
 # %% ../nbs/10_data.ipynb #14febb12
 from __future__ import annotations
 import dataclasses, math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +18,7 @@ from .coco import load_coco, read_image, write_dataset
 
 # %% auto #0
 __all__ = ['toy_coco', 'scale_image', 'image_to_tensor', 'View', 'sample_view', 'warp_masks', 'warp_image', 'photometric',
-           'masks_to_boxes', 'WormDataset', 'collate_fn']
+           'Augmentation', 'masks_to_boxes', 'WormDataset', 'collate_fn']
 
 # %% ../nbs/10_data.ipynb #59121d78
 def _bar(h, w, p0, p1, radius):
@@ -207,6 +207,25 @@ def photometric(rng:np.random.Generator, # where the randomness comes from
     if noise: x += rng.normal(0, rng.uniform(0, noise), x.shape).astype(np.float32)
     return np.clip(x, 0, 1, out=x)
 
+# %% ../nbs/10_data.ipynb #6cb73d63
+@dataclass(frozen=True)
+class Augmentation:
+    "What `WormDataset` does to a training image: a random view (`sample_view`), then `photometric` changes."
+    crop_size: int = 0  # side of the random crop; 0 = the whole image
+    rotate: float = 0.  # largest rotation in degrees
+    hflip: float = 0.  # probability of a left-right mirror
+    vflip: float = 0.  # probability of an up-down mirror
+    brightness: float = 0.  # largest offset (0 = off), and so on: see `photometric`
+    contrast: float = 0.
+    gamma: float = 0.
+    blur: float = 0.
+    noise: float = 0.
+
+    @classmethod
+    def from_preset(cls, preset:Preset)->Augmentation:
+        "The augmentation keys of `preset`."
+        return cls(**{f.name: getattr(preset, f.name) for f in fields(cls)})
+
 # %% ../nbs/10_data.ipynb #4116b1a6
 def masks_to_boxes(masks:np.ndarray, # (N,H,W) masks, none empty
                   )->np.ndarray: # (N,4) float32 x1, y1, x2, y2 with x2, y2 one past the last pixel
@@ -222,20 +241,35 @@ class WormDataset(torch.utils.data.Dataset):
     "Images and per-worm masks (with overlap / non-overlap) of a brnet-kit COCO file, optionally augmented."
     def __init__(self,
                  ann_file:str|Path, # a COCO file written by `brnet convert`, `synth` or `import-bbbc010`
-                 augment:bool=False, # random rotation, crop and flips (for training)
-                 preset:str|Preset='paper', # where `crop_size`, `rotate`, `hflip`, `vflip` and the photometric keys come from
+                 *,
+                 augment:Augmentation|None=None, # random views and photometric changes (for training); None = none
                  intensity:Literal['auto','dtype','range']='auto', # how pixel values map to [0, 1] (`scale_image`)
                  seed:int=0, # seed of the augmentation
-                 **overrides, # preset keys to change, e.g. `crop_size=128`
                 ):
+        if isinstance(augment, bool):
+            raise BrnetError("WormDataset: augment takes an Augmentation (e.g. Augmentation.from_preset(preset)) or None; "
+                             "WormDataset.from_preset(ann_file, preset, augment=True) takes a preset's")
         self.ann_file = Path(ann_file)
-        self.preset = load_preset(preset, **overrides) if isinstance(preset, str) else preset.replace(**overrides)
         self.images = load_coco(self.ann_file)
         self.augment, self.intensity, self.seed, self.epoch = augment, intensity, seed, 0
 
+    @classmethod
+    def from_preset(cls,
+                    ann_file:str|Path, # a COCO file
+                    preset:str|Preset='paper', # a preset name or a `Preset`: where the augmentation keys come from
+                    *,
+                    augment:bool=False, # augment with the preset's keys (for training)
+                    intensity:Literal['auto','dtype','range']='auto', # how pixel values map to [0, 1]
+                    seed:int=0, # seed of the augmentation
+                    **overrides, # preset keys to change, e.g. `crop_size=128`
+                   )->WormDataset:
+        "The dataset of `ann_file`, augmented (if `augment`) as a preset says."
+        p = load_preset(preset, **overrides) if isinstance(preset, str) else preset.replace(**overrides)
+        return cls(ann_file, augment=Augmentation.from_preset(p) if augment else None, intensity=intensity, seed=seed)
+
     def __len__(self): return len(self.images)
     def set_epoch(self, epoch:int): self.epoch = epoch
-    def __repr__(self): return f"WormDataset({str(self.ann_file)!r}, {len(self)} images, augment={self.augment})"
+    def __repr__(self): return f"WormDataset({str(self.ann_file)!r}, {len(self)} images, augment={self.augment is not None})"
 
     def __getitem__(self, i:int):
         ci = self.images[i]
@@ -246,8 +280,8 @@ class WormDataset(torch.utils.data.Dataset):
         except BrnetError as e: raise BrnetError(f"{ci.path}: {e}") from None
         m, o, n = ci.masks, ci.overlap, ci.non_overlap
         keep = ~np.asarray(ci.iscrowd, bool)
-        if self.augment:
-            p = self.preset
+        if self.augment is not None:
+            p = self.augment
             rng = np.random.default_rng([self.seed, self.epoch, i])
             union = m[keep].any(0)[None].astype(np.uint8, copy=False) if keep.any() else None
             for _ in range(10):
@@ -263,7 +297,7 @@ class WormDataset(torch.utils.data.Dataset):
             m, o, n = m[:, y0:y1, x0:x1], o[:, y0:y1, x0:x1], n[:, y0:y1, x0:x1]
             view = dataclasses.replace(view, cx=view.cx - x0, cy=view.cy - y0)
         packed = m.astype(np.uint8, copy=False) | (o.astype(np.uint8, copy=False) << 1) | (n.astype(np.uint8, copy=False) << 2)
-        if self.augment: packed = warp_masks(view, packed)
+        if self.augment is not None: packed = warp_masks(view, packed)
         m = packed & 1
         keep &= m.reshape(len(m), -1).any(1)
         m, packed = m[keep], packed[keep]

@@ -67,8 +67,9 @@ class BilayerModule(nn.Module):
                  coarse_channels:int, # channels of the coarse mask head's features
                  channels:int, # width of the BSM heads (`bsm_channels`)
                  num_classes:int, # predictor outputs, background included
-                 overlap:bool=True, # build the overlap head
-                 non_overlap:bool=True, # build the non-overlap head
+                 *,
+                 overlap:bool, # build the overlap head (`overlap_head`)
+                 non_overlap:bool, # build the non-overlap head (`non_overlap_head`)
                 ):
         super().__init__()
         self.channels = channels
@@ -147,13 +148,13 @@ EXTRA_OUTPUTS = ('coarse_masks', 'overlap_masks', 'non_overlap_masks')
 class BRNetRoIHeads(RoIHeads):
     "torchvision's `RoIHeads` plus BR-Net's bilayer (BSM) and recombination (SCRM) mask heads and losses."
     def __init__(self, *args,
-                 bsm:BilayerModule|None=None, # the overlap / non-overlap heads, or None
-                 scrm:RecombinationModule|None=None, # the recombined head (needs both BSM heads), or None
-                 consistency:bool=False, # add L_cons (needs the SCRM)
-                 lambda_dec:float=1.0, # weight of the overlap and non-overlap losses
-                 lambda_rmask:float=1.0, # weight of the refined-mask loss
-                 lambda_cons:float=1.0, # weight of the consistency loss
-                 mask_aligned:bool=False, # project mask targets with aligned RoIAlign (`project_masks`)
+                 bsm:BilayerModule|None, # the overlap / non-overlap heads, or None
+                 scrm:RecombinationModule|None, # the recombined head (needs both BSM heads), or None
+                 consistency:bool, # add L_cons (needs the SCRM)
+                 lambda_dec:float, # weight of the overlap and non-overlap losses
+                 lambda_rmask:float, # weight of the refined-mask loss
+                 lambda_cons:float, # weight of the consistency loss
+                 mask_aligned:bool=False, # project mask targets with aligned RoIAlign (`project_masks`); False = torchvision's
                  **kwargs, # torchvision `RoIHeads` arguments
                 ):
         super().__init__(*args, **kwargs)
@@ -168,7 +169,7 @@ class BRNetRoIHeads(RoIHeads):
     @classmethod
     def from_roi_heads(cls,
                        rh:RoIHeads, # a torchvision `RoIHeads` (e.g. `MaskRCNN(...).roi_heads`) with a mask head
-                       **kwargs, # `bsm`, `scrm`, `consistency`, λs
+                       **kwargs, # `bsm`, `scrm`, `consistency`, λs, `mask_aligned`
                       )->BRNetRoIHeads:
         "The same heads and settings as `rh`, with BR-Net's modules added."
         return cls(rh.box_roi_pool, rh.box_head, rh.box_predictor,

@@ -31,9 +31,9 @@ from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, 
 
 # %% auto #0
 __all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
-           'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model', 'torchvision_maskrcnn',
-           'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset',
-           'load_model', 'model_from_checkpoint']
+           'fpn_backbone_from_config', 'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model',
+           'torchvision_maskrcnn', 'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model',
+           'checkpoint_preset', 'load_model', 'model_from_checkpoint']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -141,12 +141,13 @@ def load_backbone_weights(body:nn.Module, # `BackboneWithFPN.body` (torchvision'
         raise BrnetError(f"{path}: not a torchvision {_TV_NAME.get(name, name)} state dict: {'; '.join(parts)}")
     body.load_state_dict(sd)
 
-def fpn_backbone(name:str='resnet50', # one of BACKBONES
-                 fpn_channels:int=256, # width of the pyramid
-                 uam:bool=True, # a UAM after each lateral convolution
-                 uam_channels:int=0, # width inside each UAM; 0 = fpn_channels
-                 trainable_layers:int=3, # stages to train with pretrained weights (capped at the backbone's count)
-                 weights:str|Path='', # a local torchvision state dict of the classification network, or ''
+def fpn_backbone(*,
+                 name:str, # one of BACKBONES
+                 fpn_channels:int, # width of the pyramid
+                 uam:bool, # a UAM after each lateral convolution
+                 uam_channels:int, # width inside each UAM; 0 = fpn_channels
+                 trainable_layers:int, # stages to train with pretrained weights (capped at the backbone's count)
+                 weights:str|Path='', # a local torchvision state dict of the classification network; '' = random
                  returned_layers:tuple[int, ...]|None=None, # stages feeding the pyramid; None = torchvision's default
                 )->BackboneWithFPN:
     "A torchvision backbone with our feature pyramid (UAM optional); random or local weights, never downloaded."
@@ -165,6 +166,12 @@ def fpn_backbone(name:str='resnet50', # one of BACKBONES
     bb.fpn = UAMFeaturePyramidNetwork(in_channels, fpn_channels, LastLevelMaxPool(), uam=uam, uam_channels=uam_channels or None)
     bb.out_channels = fpn_channels
     return bb
+
+def fpn_backbone_from_config(c:BRNetConfig, # a model configuration
+                            )->BackboneWithFPN:
+    "The backbone and pyramid of a model configuration (`fpn_backbone` with its keys)."
+    return fpn_backbone(name=c.backbone, fpn_channels=c.fpn_channels, uam=c.uam, uam_channels=c.uam_channels,
+                        trainable_layers=c.trainable_layers, weights=c.backbone_weights, returned_layers=c.layers)
 
 def anchor_generator(config:BRNetConfig|str, # a model configuration, or just a backbone name (torchvision's anchors)
                     )->AnchorGenerator:
@@ -240,35 +247,60 @@ class BRNetTransform(GeneralizedRCNNTransform):
         return result
 
 # %% ../nbs/13_model.ipynb #ec703184
+def _detector_kwargs(c:BRNetConfig)->dict:
+    "torchvision `MaskRCNN` arguments of a configuration: the anchors and the detector sizes."
+    return dict(min_size=c.min_size, max_size=c.max_size, rpn_anchor_generator=anchor_generator(c),
+                rpn_pre_nms_top_n_train=c.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=c.rpn_pre_nms_top_n_test,
+                rpn_post_nms_top_n_train=c.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=c.rpn_post_nms_top_n_test,
+                rpn_batch_size_per_image=c.rpn_batch_size_per_image, box_batch_size_per_image=c.box_batch_size_per_image,
+                box_detections_per_img=c.box_detections_per_img, box_score_thresh=c.box_score_thresh)
+
 class BRNet(MaskRCNN):
     "BR-Net: torchvision's Mask R-CNN with UAM in the FPN and the BSM / SCRM mask heads (each optional)."
     def __init__(self,
                  backbone:nn.Module, # e.g. `fpn_backbone(...)`: returns an OrderedDict, has `.out_channels`
-                 num_classes:int=2, # background + worm
-                 mask_head_channels:int=256, # width of the coarse mask head
-                 overlap_head:bool=True, # BSM overlap head
-                 non_overlap_head:bool=True, # BSM non-overlap head
-                 scrm:bool=True, # the recombined head (needs both BSM heads)
-                 consistency:bool=True, # the consistency loss (needs scrm)
-                 bsm_channels:int=256, # width of the BSM heads
-                 scrm_channels:int=256, # width of the recombined head
-                 lambda_dec:float=1.0, # weight of the overlap and non-overlap losses
-                 lambda_rmask:float=1.0, # weight of the refined-mask loss
-                 lambda_cons:float=1.0, # weight of the consistency loss
-                 mask_aligned:bool=False, # aligned mask targets (`heads.project_masks`); False = torchvision's
+                 *,
+                 num_classes:int, # background + worm
+                 mask_head_channels:int, # width of the coarse mask head
+                 overlap_head:bool, # BSM overlap head
+                 non_overlap_head:bool, # BSM non-overlap head
+                 scrm:bool, # the recombined head (needs both BSM heads)
+                 consistency:bool, # the consistency loss (needs scrm)
+                 bsm_channels:int, # width of the BSM heads
+                 scrm_channels:int, # width of the recombined head
+                 lambda_dec:float, # weight of the overlap and non-overlap losses
+                 lambda_rmask:float, # weight of the refined-mask loss
+                 lambda_cons:float, # weight of the consistency loss
+                 mask_aligned:bool, # aligned mask targets (`heads.project_masks`); False = torchvision's
                  **kwargs, # torchvision `MaskRCNN` arguments
                 ):
         C, mc = backbone.out_channels, mask_head_channels
         super().__init__(backbone, None, box_predictor=FastRCNNPredictor(1024, num_classes),
                          mask_head=MaskRCNNHeads(C, (mc,) * 4, 1), mask_predictor=MaskRCNNPredictor(mc, mc, num_classes),
                          **kwargs)
-        bsm = (BilayerModule(C, mc, bsm_channels, num_classes, overlap_head, non_overlap_head)
+        bsm = (BilayerModule(C, mc, bsm_channels, num_classes, overlap=overlap_head, non_overlap=non_overlap_head)
                if overlap_head or non_overlap_head else None)
         self.roi_heads = BRNetRoIHeads.from_roi_heads(
             self.roi_heads, bsm=bsm, scrm=RecombinationModule(C, bsm_channels, scrm_channels, num_classes) if scrm else None,
             consistency=consistency, lambda_dec=lambda_dec, lambda_rmask=lambda_rmask, lambda_cons=lambda_cons,
             mask_aligned=mask_aligned)
         self.transform = BRNetTransform.from_transform(self.transform)
+
+    @classmethod
+    def from_config(cls,
+                    config:BRNetConfig, # the model's settings (`BRNetConfig.from_preset`)
+                    backbone:nn.Module|None=None, # None: `fpn_backbone_from_config(config)`
+                   )->BRNet:
+        "BR-Net of a configuration: its backbone, switches, widths, λs and detector sizes; `model.config` keeps it."
+        c = config.validate()
+        model = cls(fpn_backbone_from_config(c) if backbone is None else backbone,
+                    num_classes=c.num_classes, mask_head_channels=c.mask_head_channels, overlap_head=c.overlap_head,
+                    non_overlap_head=c.non_overlap_head, scrm=c.scrm, consistency=c.consistency,
+                    bsm_channels=c.bsm_channels, scrm_channels=c.scrm_channels, lambda_dec=c.lambda_dec,
+                    lambda_rmask=c.lambda_rmask, lambda_cons=c.lambda_cons, mask_aligned=c.mask_aligned,
+                    **_detector_kwargs(c))
+        model.config = c
+        return model
 
     @property
     def extra_outputs(self)->bool:
@@ -284,13 +316,6 @@ class BRNet(MaskRCNN):
         return fpn.attention_maps() if isinstance(fpn, UAMFeaturePyramidNetwork) else {}
 
 # %% ../nbs/13_model.ipynb #d1e5441e
-def _detector_kwargs(c:BRNetConfig)->dict:
-    return dict(min_size=c.min_size, max_size=c.max_size, rpn_anchor_generator=anchor_generator(c),
-                rpn_pre_nms_top_n_train=c.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=c.rpn_pre_nms_top_n_test,
-                rpn_post_nms_top_n_train=c.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=c.rpn_post_nms_top_n_test,
-                rpn_batch_size_per_image=c.rpn_batch_size_per_image, box_batch_size_per_image=c.box_batch_size_per_image,
-                box_detections_per_img=c.box_detections_per_img, box_score_thresh=c.box_score_thresh)
-
 def _preset(preset, overrides)->Preset:
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     return p.replace(**overrides) if overrides else p
@@ -300,12 +325,8 @@ def build_model(preset:str|Preset='paper', # a preset name ('paper', 'cpu', 'dem
                )->BRNet:
     "Build BR-Net (random weights, or local backbone weights) from a preset of `settings.ini` and overrides."
     p = _preset(preset, overrides)
-    c = BRNetConfig.from_preset(p).validate()
-    bb = fpn_backbone(c.backbone, c.fpn_channels, c.uam, c.uam_channels, c.trainable_layers, c.backbone_weights, c.layers)
-    model = BRNet(bb, c.num_classes, c.mask_head_channels, c.overlap_head, c.non_overlap_head, c.scrm, c.consistency,
-                  c.bsm_channels, c.scrm_channels, c.lambda_dec, c.lambda_rmask, c.lambda_cons, c.mask_aligned,
-                  **_detector_kwargs(c))
-    model.preset, model.config = p, c
+    model = BRNet.from_config(BRNetConfig.from_preset(p))
+    model.preset = p
     return model
 
 def torchvision_maskrcnn(preset:str|Preset='paper', # a preset name or a `Preset`: backbone and detector sizes
@@ -315,7 +336,8 @@ def torchvision_maskrcnn(preset:str|Preset='paper', # a preset name or a `Preset
     "A plain torchvision `MaskRCNN` (torchvision's FPN, heads and transform) with the preset's backbone and sizes."
     c = BRNetConfig.from_preset(_preset(preset, overrides)).validate()
     fpn_c, mc = (c.fpn_channels, c.mask_head_channels) if widths == 'preset' else (256, 256)
-    bb = fpn_backbone(c.backbone, fpn_c, False, 0, c.trainable_layers, c.backbone_weights, c.layers)
+    bb = fpn_backbone(name=c.backbone, fpn_channels=fpn_c, uam=False, uam_channels=0, trainable_layers=c.trainable_layers,
+                      weights=c.backbone_weights, returned_layers=c.layers)
     bb.fpn = FeaturePyramidNetwork([b[0].in_channels for b in bb.fpn.inner_blocks], fpn_c, LastLevelMaxPool())
     model = MaskRCNN(bb, None, box_predictor=FastRCNNPredictor(1024, c.num_classes),
                      mask_head=MaskRCNNHeads(fpn_c, (mc,) * 4, 1), mask_predictor=MaskRCNNPredictor(mc, mc, c.num_classes),

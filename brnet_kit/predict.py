@@ -457,7 +457,7 @@ def overlay(image:np.ndarray|torch.Tensor, # the image: an array as `read_image`
 
 # %% ../nbs/22_predict.ipynb #5e8b9d14
 def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts in eval mode, then is put back)
-                    dataset, # a `brnet_kit.data.WormDataset` with `augment=False`: images and their COCO ids
+                    dataset, # a `brnet_kit.data.WormDataset` without augmentation: images and their COCO ids
                     batch_size:int=2, # images per forward pass
                     score_thresh:float=0.05, # keep worms scoring at least this (as `predict`'s `coco_score_thresh`)
                     mask_thresh:float=0.5, # a pixel is worm where the final mask probability is above this

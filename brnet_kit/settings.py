@@ -4,108 +4,33 @@
 
 # %% ../nbs/00_settings.ipynb #24c17e1a
 from __future__ import annotations
-import configparser, dataclasses
+import configparser, dataclasses, inspect
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .core import BrnetError
 
 # %% auto #0
-__all__ = ['ModelSettings', 'Preset', 'settings_path', 'list_presets', 'load_preset']
+__all__ = ['settings_path', 'ModelSettings', 'Preset', 'list_presets', 'load_preset']
 
-# %% ../nbs/00_settings.ipynb #f3f1416f
-@dataclass(frozen=True)
-class ModelSettings:
-    "The model's keys of a preset: backbone, BR-Net switches, widths, loss weights and detector sizes (`brnet_kit.model.BRNetConfig` checks and uses them)."
-    # model: BR-Net parts (all off = Mask R-CNN)
-    backbone: str = 'resnet50'  # resnet50, resnet18, resnet34, mobilenet_v2, mobilenet_v3
-    backbone_weights: str = ''  # a local torchvision-format state dict; '' = random init, nothing is downloaded
-    trainable_layers: int = 3  # backbone stages trained when `backbone_weights` is given (all without weights)
-    returned_layers: str = ''  # backbone stages feeding the pyramid, e.g. 1,2,3,4; '' = torchvision's default
-    anchor_sizes: str = ''  # one anchor size (pixels) per pyramid level, e.g. 16,32,64,128,256; '' = torchvision's
-    anchor_ratios: str = '0.5,1.0,2.0'  # anchor aspect ratios (height / width) on every level
-    fpn_channels: int = 256
-    uam: bool = True  # United Attention Modules in the FPN
-    uam_channels: int = 0  # width inside each UAM; 0 = fpn_channels
-    overlap_head: bool = True  # BSM overlap head (Bo)
-    non_overlap_head: bool = True  # BSM non-overlap head (Bn)
-    scrm: bool = True  # recombined head (needs Bo and Bn)
-    consistency: bool = True  # L_cons (needs the SCRM)
-    mask_head_channels: int = 256  # coarse mask head width (torchvision: 256)
-    bsm_channels: int = 256
-    scrm_channels: int = 256
-    num_classes: int = 2  # background + worm
-    mask_aligned: bool = False  # mask targets by RoIAlign with aligned=True (exact for thin worms); False = torchvision's
-    # loss weights
-    lambda_dec: float = 1.0
-    lambda_rmask: float = 1.0
-    lambda_cons: float = 1.0
-    # detector sizes (torchvision MaskRCNN arguments)
-    min_size: int = 800  # 0 = native image size (no resizing)
-    max_size: int = 1333
-    rpn_pre_nms_top_n_train: int = 2000
-    rpn_post_nms_top_n_train: int = 2000
-    rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_test: int = 1000
-    rpn_batch_size_per_image: int = 256
-    box_batch_size_per_image: int = 512
-    box_detections_per_img: int = 100
-    box_score_thresh: float = 0.05
+# %% ../nbs/00_settings.ipynb #64d928af
+def settings_path()->Path:
+    "The `settings.ini` that ships with brnet-kit (a link to the one at the top of the checkout)."
+    return Path(__file__).resolve().parent/'settings.ini' if '__file__' in globals() else Path('../settings.ini').resolve()
 
-@dataclass(frozen=True)
-class Preset(ModelSettings):
-    "One run preset: the model's switches and sizes (`ModelSettings`), the training schedule and augmentation."
-    name: str = 'paper'
-    # training
-    batch_size: int = 8
-    optimizer: str = 'adam'
-    lr: float = 0.01
-    lr_final: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    warmup_iters: int = 20
-    epochs: int = 200
-    max_steps: int = 0
-    grad_clip: float = 10.0
-    val_every: int = 0
-    save_every: int = 500
-    num_workers: int = 2
-    seed: int = 0
-    # augmentation
-    crop_size: int = 512
-    rotate: float = 180.0
-    hflip: float = 0.5
-    vflip: float = 0.5
-    # photometric augmentation (0 = off): images that do not look exactly like the training set
-    brightness: float = 0.0  # add a uniform offset in ±brightness (images in [0, 1])
-    contrast: float = 0.0  # scale around the mean by a factor in 1 ± contrast
-    gamma: float = 0.0  # raise to a power exp(±gamma)
-    blur: float = 0.0  # Gaussian blur, sigma uniform in [0, blur] pixels (half of the images)
-    noise: float = 0.0  # Gaussian noise, sd uniform in [0, noise]
-    # synthetic pretraining before the real data (`brnet zoo train`); 0 = none
-    pretrain_steps: int = 0
-    pretrain_images: int = 60
+def _read(path):
+    path = Path(path)
+    if not path.exists(): raise BrnetError(f"{path}: no such settings file")
+    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#',))
+    try: cp.read(path, encoding='utf-8')
+    except configparser.Error as e: raise BrnetError(f"{path}: not a valid settings file: {e}") from None
+    return cp
 
-    def replace(self, **overrides)->Preset:
-        "A copy with `overrides` applied; unknown keys are an error listing the valid ones."
-        _check_keys(overrides, f"preset '{self.name}'")
-        return dataclasses.replace(self, **{k: _coerce(k, v, f"preset '{self.name}'") for k,v in overrides.items()})
-
-    def to_dict(self)->dict:
-        "The preset as a plain dict (for checkpoints and logs)."
-        return dataclasses.asdict(self)
-
-# %% ../nbs/00_settings.ipynb #ca2a9814
-_TYPES = {f.name: f.type for f in fields(Preset)}
 _TRUE, _FALSE = {'1','true','yes','on'}, {'0','false','no','off'}
 
-def _check_keys(keys, where):
-    bad = sorted(set(keys) - set(_TYPES) - {'name'})
-    if bad: raise BrnetError(f"{where}: unknown key(s) {', '.join(bad)}; valid keys: {', '.join(k for k in _TYPES if k != 'name')}")
-
-def _coerce(key, value, where):
-    t = _TYPES[key]
-    if not isinstance(value, str): 
+def _parse(t:str, key:str, value, where:str):
+    "`value` (text from the file, or a Python value) as type `t` ('bool', 'int', 'float' or 'str'); BrnetError naming `key`."
+    if not isinstance(value, str):
         if t == 'float' and isinstance(value, int) and not isinstance(value, bool): return float(value)
         ok = {'bool': bool, 'int': int, 'float': float, 'str': str}[t]
         if isinstance(value, ok) and not (t == 'int' and isinstance(value, bool)): return value
@@ -119,19 +44,111 @@ def _coerce(key, value, where):
         return {'int': int, 'float': float, 'str': str}[t](v)
     except ValueError: raise BrnetError(f"{where}: {key} = {value!r} is not a valid {t}") from None
 
+def _paper_defaults(cls:type)->type:
+    "Set each annotated field of `cls` to its value in settings.ini's [DEFAULT] (before `@dataclass` reads them)."
+    path = settings_path()
+    paper, where = _read(path).defaults(), f"{path} [DEFAULT]"
+    for key, t in inspect.get_annotations(cls).items():
+        if key in paper and key in vars(cls): raise BrnetError(f"{cls.__name__}.{key}: its default is written in {where}, not here")
+        if key not in vars(cls):
+            if key not in paper: raise BrnetError(f"{where}: no value for {key} (a field of {cls.__name__})")
+            setattr(cls, key, _parse(t, key, paper[key], where))
+    return cls
+
+# %% ../nbs/00_settings.ipynb #f3f1416f
+@dataclass(frozen=True)
+@_paper_defaults
+class ModelSettings:
+    "The model's keys of a preset: backbone, BR-Net switches, widths, loss weights and detector sizes (`brnet_kit.model.BRNetConfig` checks and uses them)."
+    # model: BR-Net parts (all off = Mask R-CNN)
+    backbone: str  # resnet50, resnet18, resnet34, mobilenet_v2, mobilenet_v3
+    backbone_weights: str  # a local torchvision-format state dict; '' = random init, nothing is downloaded
+    trainable_layers: int  # backbone stages trained when `backbone_weights` is given (all without weights)
+    returned_layers: str  # backbone stages feeding the pyramid, e.g. 1,2,3,4; '' = torchvision's default
+    anchor_sizes: str  # one anchor size (pixels) per pyramid level, e.g. 16,32,64,128,256; '' = torchvision's
+    anchor_ratios: str  # anchor aspect ratios (height / width) on every level
+    fpn_channels: int
+    uam: bool  # United Attention Modules in the FPN
+    uam_channels: int  # width inside each UAM; 0 = fpn_channels
+    overlap_head: bool  # BSM overlap head (Bo)
+    non_overlap_head: bool  # BSM non-overlap head (Bn)
+    scrm: bool  # recombined head (needs Bo and Bn)
+    consistency: bool  # L_cons (needs the SCRM)
+    mask_head_channels: int  # coarse mask head width (torchvision: 256)
+    bsm_channels: int
+    scrm_channels: int
+    num_classes: int  # background + worm
+    mask_aligned: bool  # mask targets by RoIAlign with aligned=True (exact for thin worms); False = torchvision's
+    # loss weights
+    lambda_dec: float
+    lambda_rmask: float
+    lambda_cons: float
+    # detector sizes (torchvision MaskRCNN arguments)
+    min_size: int  # 0 = native image size (no resizing)
+    max_size: int
+    rpn_pre_nms_top_n_train: int
+    rpn_post_nms_top_n_train: int
+    rpn_pre_nms_top_n_test: int
+    rpn_post_nms_top_n_test: int
+    rpn_batch_size_per_image: int
+    box_batch_size_per_image: int
+    box_detections_per_img: int
+    box_score_thresh: float
+
+@dataclass(frozen=True)
+@_paper_defaults
+class Preset(ModelSettings):
+    "One run preset: the model's switches and sizes (`ModelSettings`), the training schedule and augmentation."
+    name: str = 'paper'
+    # training
+    batch_size: int
+    optimizer: str
+    lr: float
+    lr_final: float
+    momentum: float
+    weight_decay: float
+    warmup_iters: int
+    epochs: int
+    max_steps: int
+    grad_clip: float
+    val_every: int
+    save_every: int
+    num_workers: int
+    seed: int
+    # augmentation
+    crop_size: int
+    rotate: float
+    hflip: float
+    vflip: float
+    # photometric augmentation (0 = off): images that do not look exactly like the training set
+    brightness: float  # add a uniform offset in ±brightness (images in [0, 1])
+    contrast: float  # scale around the mean by a factor in 1 ± contrast
+    gamma: float  # raise to a power exp(±gamma)
+    blur: float  # Gaussian blur, sigma uniform in [0, blur] pixels (half of the images)
+    noise: float  # Gaussian noise, sd uniform in [0, noise]
+    # synthetic pretraining before the real data (`brnet zoo train`); 0 = none
+    pretrain_steps: int
+    pretrain_images: int
+
+    def replace(self, **overrides)->Preset:
+        "A copy with `overrides` applied; unknown keys are an error listing the valid ones."
+        _check_keys(overrides, f"preset '{self.name}'")
+        return dataclasses.replace(self, **{k: _coerce(k, v, f"preset '{self.name}'") for k,v in overrides.items()})
+
+    def to_dict(self)->dict:
+        "The preset as a plain dict (for checkpoints and logs)."
+        return dataclasses.asdict(self)
+
+# %% ../nbs/00_settings.ipynb #ca2a9814
+_TYPES = {f.name: f.type for f in fields(Preset)}
+
+def _check_keys(keys, where):
+    bad = sorted(set(keys) - set(_TYPES) - {'name'})
+    if bad: raise BrnetError(f"{where}: unknown key(s) {', '.join(bad)}; valid keys: {', '.join(k for k in _TYPES if k != 'name')}")
+
+def _coerce(key, value, where): return _parse(_TYPES[key], key, value, where)
+
 # %% ../nbs/00_settings.ipynb #a31a577d
-def settings_path()->Path:
-    "The `settings.ini` that ships with brnet-kit (a link to the one at the top of the checkout)."
-    return Path(__file__).resolve().parent/'settings.ini' if '__file__' in globals() else Path('../settings.ini').resolve()
-
-def _read(path):
-    path = Path(path)
-    if not path.exists(): raise BrnetError(f"{path}: no such settings file")
-    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#',))
-    try: cp.read(path, encoding='utf-8')
-    except configparser.Error as e: raise BrnetError(f"{path}: not a valid settings file: {e}") from None
-    return cp
-
 def list_presets(path:str|Path|None=None, # a settings file; default: brnet-kit's own
                 )->list[str]:
     "The names of the presets in a settings file, `paper` (its [DEFAULT] section) first."

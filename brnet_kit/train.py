@@ -16,7 +16,7 @@ from fastcore.basics import patch
 
 from .core import BrnetError, atomic_open, atomic_write, check_checkpoint_file, get_device, progress, seed_everything, write_json
 from .settings import Preset, load_preset
-from .data import WormDataset, collate_fn
+from .data import Augmentation, WormDataset, collate_fn
 from .model import build_model, checkpoint_preset, model_from_checkpoint, model_path, save_model
 from .evaluate import evaluate, read_gt
 from .predict import predict_dataset
@@ -59,7 +59,7 @@ def make_scheduler(optimizer:torch.optim.Optimizer, # from `make_optimizer`
 VAL_KEYS = ('AP', 'AP50', 'AP75', 'box_AP', 'box_AP50', 'box_AP75')   # the columns of val.csv
 
 def validation_scores(model:torch.nn.Module, # a detector in any mode (it predicts in eval mode, then is put back)
-                      dataset:WormDataset, # the validation images (`augment=False`)
+                      dataset:WormDataset, # the validation images (not augmented)
                       gt, # their COCO annotations: a file, or `brnet_kit.evaluate.read_gt` of it (read once)
                       batch_size:int=2, # images per forward pass
                      )->dict: # VAL_KEYS -> score (box scores None when nothing is detected)
@@ -273,8 +273,8 @@ def _run_length(steps, stop_at, ck:dict|None, cfg:dict, p:Preset, per_epoch:int)
 def _run_data(train_ann, val_ann, p:Preset, intensity:str, seed:int, world:int, rank:int)->tuple:
     "The training set and its sampler (this process's share of each epoch) and the validation set (or None), checked."
     if p.batch_size % world: raise BrnetError(f"batch_size {p.batch_size} does not split evenly over {world} processes")
-    train_ds = WormDataset(train_ann, augment=True, preset=p, intensity=intensity, seed=seed)
-    val_ds = WormDataset(val_ann, augment=False, preset=p, intensity=intensity) if val_ann else None
+    train_ds = WormDataset(train_ann, augment=Augmentation.from_preset(p), intensity=intensity, seed=seed)
+    val_ds = WormDataset(val_ann, intensity=intensity) if val_ann else None
     if val_ds is not None and not any((~ci.iscrowd).any() for ci in val_ds.images):   # AP 0 would mean nothing
         raise BrnetError(f"{val_ann}: the validation set has no worms to score ({len(val_ds.images)} images); "
                          "give a validation file with worms, or leave val_ann out")

@@ -72,7 +72,8 @@ class UAMFeaturePyramidNetwork(FeaturePyramidNetwork):
                  out_channels:int, # the pyramid's width
                  extra_blocks:ExtraFPNBlock|None=None, # e.g. `LastLevelMaxPool()` for the 'pool' level
                  norm_layer=None, # normalisation in the FPN convolutions (torchvision's default: none)
-                 uam:bool=True, # add the attention modules
+                 *,
+                 uam:bool, # add the attention modules (the preset's `uam`)
                  uam_channels:int|None=None, # width inside each UAM; None or 0 = `out_channels`
                 ):
         super().__init__(in_channels_list, out_channels, extra_blocks=extra_blocks, norm_layer=norm_layer)
