@@ -148,12 +148,21 @@ def test_small_presets_run_at_native_size(preset):
     assert seen == [(256, 256)]
 
 
-def test_config_defaults_are_the_paper_preset():
-    "BRNetConfig() (the model built without a preset) is the model of settings.ini's paper preset: the class defaults and the file agree."
+def test_paper_preset_is_the_papers_training():
+    "settings.ini's [DEFAULT], which every class default now comes from, holds the paper's training (Ding et al. 2025, as DESIGN.md sums it up: ResNet-50 FPN, batch 8, Adam, lr 0.01 decaying to 0.001, 20 warm-up iterations, 200 epochs) and the whole BR-Net."
+    from brnet_kit.settings import Preset
+    p = Preset()
+    assert (p.backbone, p.batch_size, p.optimizer, p.lr, p.lr_final, p.warmup_iters, p.epochs) == ('resnet50', 8, 'adam', 0.01, 0.001, 20, 200)
+    assert all((p.uam, p.overlap_head, p.non_overlap_head, p.scrm, p.consistency))
     from dataclasses import fields
-    from brnet_kit.settings import load_preset
-    plain, paper = BRNetConfig(), BRNetConfig.from_preset(load_preset('paper'))
-    assert {f.name: getattr(plain, f.name) for f in fields(plain)} == {f.name: getattr(paper, f.name) for f in fields(paper)}
-    from brnet_kit.settings import ModelSettings, Preset
+    from brnet_kit.settings import ModelSettings
     assert [f.name for f in fields(BRNetConfig)] == [f.name for f in fields(ModelSettings)]   # the model keys, listed once
     assert {f.name for f in fields(ModelSettings)} < {f.name for f in fields(Preset)}
+
+
+def test_a_paper_value_written_in_code_is_refused():
+    "The paper's values are written once: a settings class that writes a default of its own for a key of settings.ini is refused by name."
+    from brnet_kit.core import BrnetError
+    from brnet_kit.settings import _paper_defaults
+    class Copy: lr: float = 0.01
+    with pytest.raises(BrnetError, match=r'Copy\.lr.*settings\.ini'): _paper_defaults(Copy)
