@@ -22,8 +22,9 @@ from ..predict import predict_dataset
 from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PRETRAINED', 'ROWS', 'COLUMNS', 'PAIRED', 'synthetic_data', 'bbbc010_data', 'train_row', 'score_model',
-           'summarise', 'format_table', 'format_paired', 'plot_accuracy', 'bench_accuracy', 'bench_compare']
+__all__ = ['VARIANTS', 'PRETRAINED', 'FULL', 'ROWS', 'COLUMNS', 'PAIRED', 'synthetic_data', 'bbbc010_data', 'train_row',
+           'score_model', 'summarise', 'format_table', 'format_paired', 'plot_accuracy', 'bench_accuracy',
+           'bench_compare']
 
 # %% ../../nbs/50_bench.accuracy.ipynb #25ac7b0b
 VARIANTS = {
@@ -33,6 +34,7 @@ VARIANTS = {
     'BR-Net (full)': dict(uam=True, overlap_head=True, non_overlap_head=True, scrm=True, consistency=True),
 }
 PRETRAINED = 'BR-Net, synth-pretrained'
+FULL = 'BR-Net (full)'   # the row a pretrained row starts from
 ROWS = {'maskrcnn': 'Mask R-CNN', 'bsm': '+BSM', 'scrm': '+BSM+SCRM', 'brnet': 'BR-Net (full)', 'pretrained': PRETRAINED}
 COLUMNS = ('AP', 'AP50', 'AP75', 'mIoU', 'AP_crossing', 'AP_isolated')
 PAIRED = ('AP', 'AP_crossing', 'f1_50', 'untangled', 'crossing_pixel_iou', 'dsb_map', 'length_mae_px', 'width_mae_px')
@@ -157,34 +159,6 @@ def format_paired(paired:dict, # row name -> `paired_bootstrap` against Mask R-C
     for k in PAIRED: lines.append(f"{k:20s}" + ''.join(f'{cell(p[k]):>28s}' for p in paired.values()))
     return '\n'.join(lines)
 
-def _slug(name:str)->str: return ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
-
-def _last_step(log:Path)->int:
-    "The last step a run's log.csv records (0 before its first)."
-    try:
-        with open(log, newline='') as f: steps = [r.get('step') or '' for r in csv.DictReader(f)]
-    except OSError: return 0
-    return next((int(s) for s in reversed(steps) if s.isdigit()), 0)   # the last row may be one being written just now
-
-class _Runner:
-    "Runs `train_row` jobs in this process (workers=1) or in a pool of one-thread processes."
-    def __init__(self, workers:int):
-        self.pool = None
-        if workers > 1:
-            import concurrent.futures, multiprocessing
-            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
-    def submit(self, **kw):
-        if self.pool is None:
-            import concurrent.futures
-            f = concurrent.futures.Future()
-            try: f.set_result(train_row(**kw))
-            except BaseException as e: f.set_exception(e)
-            return f
-        import importlib   # the exported function, importable by the workers (not a notebook's copy)
-        return self.pool.submit(importlib.import_module('brnet_kit.bench.accuracy').train_row, threads=1, **kw)
-    def close(self):
-        if self.pool is not None: self.pool.shutdown(cancel_futures=True)
-
 # %% ../../nbs/50_bench.accuracy.ipynb #b0f4d2e3
 def plot_accuracy(res:dict, # what `bench_accuracy` returns (or its accuracy.json)
                   png:str|Path|None=None, # save the figure here (atomically); None = don't save
@@ -220,7 +194,7 @@ def plot_accuracy(res:dict, # what `bench_accuracy` returns (or its accuracy.jso
         with atomic_open(png, 'wb') as f: fig.savefig(f, format='png', dpi=100)
     return fig
 
-# %% ../../nbs/50_bench.accuracy.ipynb #c1a5e3f4
+# %% ../../nbs/50_bench.accuracy.ipynb #8f284275
 def _choose(text:str, what:str, allowed:dict|None=None)->list:
     "'maskrcnn,brnet' -> row names (in table order); '0,1,2' -> seeds."
     items = [t.strip() for t in str(text).split(',') if t.strip()]
@@ -234,6 +208,88 @@ def _choose(text:str, what:str, allowed:dict|None=None)->list:
     if not seeds or len(set(seeds)) != len(seeds): raise BrnetError(f"--{what} {text!r}: give distinct training seeds such as 0,1,2")
     return seeds
 
+
+def _options(options:list[str]|None)->dict:
+    "['lr=1e-3', ...] -> {'lr': '1e-3', ...} (preset keys to change)."
+    out = {}
+    for o in options or []:
+        k, eq, v = o.partition('=')
+        if not eq: raise BrnetError(f"--options: {o!r} is not key=value (e.g. lr=1e-3)")
+        out[k.strip()] = v.strip()
+    return out
+
+# %% ../../nbs/50_bench.accuracy.ipynb #d5ba9f3f
+def _job_order(sets:dict, names:list, seeds:list, data:str, pretrain:bool)->list[tuple[str, str, int]]:
+    "The trainings (dataset, row, seed), seed by seed: the synthetic full model first (a pretrained row waits for it), then the rest."
+    order = []
+    for s in seeds:
+        if 'synthetic' in sets and (pretrain or (data != 'bbbc010' and FULL in names)): order.append(('synthetic', FULL, s))
+        if data != 'bbbc010': order += [('synthetic', n, s) for n in names if n not in (FULL, PRETRAINED)]
+        if 'bbbc010' in sets: order += [('bbbc010', n, s) for n in names if n != PRETRAINED]
+    return order
+
+# %% ../../nbs/50_bench.accuracy.ipynb #123bcc46
+def _slug(name:str)->str: return ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
+
+def _last_step(log:Path)->int:
+    "The last step a run's log.csv records (0 before its first)."
+    try:
+        with open(log, newline='') as f: steps = [r.get('step') or '' for r in csv.DictReader(f)]
+    except OSError: return 0
+    return next((int(s) for s in reversed(steps) if s.isdigit()), 0)   # the last row may be one being written just now
+
+class _Runner:
+    "Runs `train_row` jobs in this process (workers=1) or in a pool of one-thread processes."
+    def __init__(self, workers:int):
+        self.pool = None
+        if workers > 1:
+            import concurrent.futures, multiprocessing
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
+    def submit(self, **kw):
+        if self.pool is None:
+            import concurrent.futures
+            f = concurrent.futures.Future()
+            try: f.set_result(train_row(**kw))
+            except BaseException as e: f.set_exception(e)
+            return f
+        import importlib   # the exported function, importable by the workers (not a notebook's copy)
+        return self.pool.submit(importlib.import_module('brnet_kit.bench.accuracy').train_row, threads=1, **kw)
+    def close(self):
+        if self.pool is not None: self.pool.shutdown(cancel_futures=True)
+
+def _train_jobs(order:list, sets:dict, out:Path, seeds:list, pretrain:bool, workers:int, progress_every:float, t0:float,
+                **kw)->tuple[dict, dict]: # (dataset, row, seed) -> `train_row`'s result, and -> the run's folder
+    "Train the jobs of `order`, `workers` at a time, and each seed's pretrained row once its synthetic full model is done; a progress line every `progress_every` s."
+    runner, jobs, runs = _Runner(workers), {}, {}
+    def submit(ds, name, s, **more):
+        run = runs[ds, name, s] = out/ds/('pretrained' if name == PRETRAINED else _slug(name))/f'seed{s}'
+        f = jobs[ds, name, s] = runner.submit(out=run, train_ann=sets[ds][0], switches=VARIANTS[FULL if name == PRETRAINED else name],
+                                              seed=s, **kw, **more)
+        def done(f):   # runs when the training ends, in whichever thread finished it
+            took = f"{(time.perf_counter() - t0)/60:.1f} min into the benchmark"
+            print(f"  {ds} / {name} / seed {s}: " + (f"{f.result()['steps']} steps in {f.result()['train_min']:.1f} min ({took})"
+                                                      if f.exception() is None else f"failed: {f.exception()!r}"), flush=True)
+        f.add_done_callback(done)
+    try:
+        for job in order: submit(*job)
+        waiting = set(seeds) if pretrain else set()   # seeds whose pretrained row waits for their synthetic full model
+        while True:
+            for s in sorted(waiting):
+                if jobs['synthetic', FULL, s].done():
+                    submit('bbbc010', PRETRAINED, s, init=jobs['synthetic', FULL, s].result()['checkpoint']); waiting.discard(s)
+            running = [k for k, f in jobs.items() if not f.done()]
+            if not running and not waiting: break
+            done, _ = concurrent.futures.wait([jobs[k] for k in running], timeout=progress_every, return_when='FIRST_COMPLETED')
+            if not done:   # a while without news: where the training rows are
+                active = running[:workers]   # the pool takes jobs in order (its futures say "running" for queued ones too)
+                queued = len(running) - len(active) + len(waiting)
+                print(f"  {(time.perf_counter() - t0)/60:.1f} min: " + ', '.join(
+                    f"{ds} / {name} / seed {s} at step {_last_step(runs[ds, name, s]/'log.csv')} of {kw['steps']}" for ds, name, s in active) +
+                    (f"; {queued} more waiting" if queued else ''), flush=True)
+        return {k: f.result() for k, f in jobs.items()}, runs
+    finally: runner.close()
+
+# %% ../../nbs/50_bench.accuracy.ipynb #a3e238ef
 def _score_rows(ds:str, names:list, seeds:list, trained:dict, runs:dict, val_ann:Path, boot:int)->dict:
     "Score every seed of each row on the validation images: rows (mean, SD, seeds) and paired (each row − Mask R-CNN)."
     rows, paired = {}, {}
@@ -247,6 +303,7 @@ def _score_rows(ds:str, names:list, seeds:list, trained:dict, runs:dict, val_ann
             paired[name] = paired_bootstrap(val_ann, results('Mask R-CNN'), results(name), n=boot)
     return dict(rows=rows, paired=paired)
 
+# %% ../../nbs/50_bench.accuracy.ipynb #d373dcf5
 def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which datasets: (a) synthetic, (b) BBBC010, or both
                    rows:str='maskrcnn,brnet', # the rows, of maskrcnn, bsm, scrm, brnet, pretrained; or all (the paper's ablation)
                    seeds:str='0,1,2', # training seeds: every row is trained once per seed
@@ -272,13 +329,10 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
     if data not in ('both', 'synth', 'bbbc010'): raise BrnetError(f"bench accuracy: data must be both, synth or bbbc010, not {data!r}")
     if steps < 1 or workers < 1 or boot < 1: raise BrnetError(f"bench accuracy: steps, workers and boot must be at least 1")
     names, seed_list = _choose(rows, 'rows', ROWS), _choose(seeds, 'seeds')
-    for o in options or []:
-        k, eq, v = o.partition('=')
-        if not eq: raise BrnetError(f"--options: {o!r} is not key=value (e.g. lr=1e-3)")
-        overrides[k.strip()] = v.strip()
+    overrides.update(_options(options))
     load_preset(preset, **overrides)                      # bad keys fail now, not after an hour
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    t0, full = time.perf_counter(), 'BR-Net (full)'
+    t0 = time.perf_counter()
     res = dict(settings=dict(preset=preset, steps=steps, rows=names, seeds=seed_list, workers=workers, split_seed=split_seed, boot=boot,
                              overrides={k: str(v) for k, v in overrides.items()}, synth_images=synth_images, synth_size=synth_size,
                              synth_worms=synth_worms, synth_length=synth_length, wells=wells, val=val))
@@ -290,45 +344,13 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
         sets['synthetic'] = synthetic_data(out/'data'/'synth', n=synth_images, size=synth_size, worms=synth_worms,
                                            length=synth_length, seed=split_seed)
     if bb is not None and not isinstance(bb, str): sets['bbbc010'] = bb
-    # the jobs, seed by seed: the synthetic full model first (a pretrained row waits for it), then the rest
-    order = []
-    for s in seed_list:
-        if 'synthetic' in sets and (pretrain or (data != 'bbbc010' and full in names)): order.append(('synthetic', full, s))
-        if data != 'bbbc010': order += [('synthetic', n, s) for n in names if n not in (full, PRETRAINED)]
-        if 'bbbc010' in sets: order += [('bbbc010', n, s) for n in names if n != PRETRAINED]
+    order = _job_order(sets, names, seed_list, data, pretrain)
     n_jobs = len(order) + pretrain*len(seed_list)
     print(f"bench accuracy: {n_jobs} trainings of {steps} steps ({len(names)} rows × seeds {','.join(map(str, seed_list))}), "
           f"{workers} at a time; each logs its steps to {out}/<dataset>/<row>/seed<S>/log.csv", flush=True)
-    kw = dict(preset=preset, steps=steps, resume=resume, overrides=overrides)
-    runner, jobs, runs = _Runner(workers), {}, {}
-    def submit(ds, name, s, **more):
-        run = runs[ds, name, s] = out/ds/('pretrained' if name == PRETRAINED else _slug(name))/f'seed{s}'
-        f = jobs[ds, name, s] = runner.submit(out=run, train_ann=sets[ds][0], switches=VARIANTS[full if name == PRETRAINED else name],
-                                              seed=s, **kw, **more)
-        def done(f):   # runs when the training ends, in whichever thread finished it
-            took = f"{(time.perf_counter() - t0)/60:.1f} min into the benchmark"
-            print(f"  {ds} / {name} / seed {s}: " + (f"{f.result()['steps']} steps in {f.result()['train_min']:.1f} min ({took})"
-                                                      if f.exception() is None else f"failed: {f.exception()!r}"), flush=True)
-        f.add_done_callback(done)
-    try:
-        for job in order: submit(*job)
-        waiting = set(seed_list) if pretrain else set()   # seeds whose pretrained row waits for their synthetic full model
-        while True:
-            for s in sorted(waiting):
-                if jobs['synthetic', full, s].done():
-                    submit('bbbc010', PRETRAINED, s, init=jobs['synthetic', full, s].result()['checkpoint']); waiting.discard(s)
-            running = [k for k, f in jobs.items() if not f.done()]
-            if not running and not waiting: break
-            done, _ = concurrent.futures.wait([jobs[k] for k in running], timeout=progress_every, return_when='FIRST_COMPLETED')
-            if not done:   # a while without news: where the training rows are
-                active = running[:workers]   # the pool takes jobs in order (its futures say "running" for queued ones too)
-                queued = len(running) - len(active) + len(waiting)
-                print(f"  {(time.perf_counter() - t0)/60:.1f} min: " + ', '.join(
-                    f"{ds} / {name} / seed {s} at step {_last_step(runs[ds, name, s]/'log.csv')} of {steps}" for ds, name, s in active) +
-                    (f"; {queued} more waiting" if queued else ''), flush=True)
-        trained = {k: f.result() for k, f in jobs.items()}
-    finally: runner.close()
-    if data == 'bbbc010' and pretrain: res['pretraining'] = {s: trained['synthetic', full, s] for s in seed_list}
+    trained, runs = _train_jobs(order, sets, out, seed_list, pretrain, workers, progress_every, t0,
+                                preset=preset, steps=steps, resume=resume, overrides=overrides)
+    if data == 'bbbc010' and pretrain: res['pretraining'] = {s: trained['synthetic', FULL, s] for s in seed_list}
     for ds in [d for d in sets if d == 'bbbc010' or data != 'bbbc010']:
         n_tr, n_va = (len(json.loads(Path(f).read_text())['images']) for f in sets[ds])
         what = (f"(a) synthetic worms: {n_tr} training / {n_va} validation images of {synth_size}" if ds == 'synthetic' else
