@@ -14,8 +14,8 @@ from PIL import Image
 
 from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
-from .labelme import write_labelme
-from .synth import png_bytes, worm_shapes, synth_image
+from .labelme import png_bytes, write_labelme
+from .synth import worm_shapes, synth_image
 
 # %% auto #0
 __all__ = ['IMAGES', 'MASKS', 'CHANNELS', 'URLS', 'MD5', 'fake_bbbc010', 'BBBCWell', 'scan_bbbc010', 'read_tiff', 'read_masks',

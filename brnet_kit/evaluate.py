@@ -12,8 +12,8 @@ from pycocotools import mask as maskUtils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .core import BrnetError, read_limited, write_json
-from .coco import check_rle
+from .core import BrnetError, read_json, write_json
+from .coco import check_rle, read_coco
 
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
@@ -24,11 +24,6 @@ __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_mio
 def _quiet():
     "Silence pycocotools' progress prints."
     return contextlib.redirect_stdout(io.StringIO())
-
-def _read_json(path:Path, what:str):
-    if not path.exists(): raise BrnetError(f"{path}: {what} file not found")
-    try: return json.loads(read_limited(path))   # a regular file within the size limit
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
 
 def _areas(rles:list)->np.ndarray:
     "Pixel counts of many RLEs (in chunks of 255: pycocotools 2.0.11's `area` overflows beyond that with NumPy 2)."
@@ -54,20 +49,14 @@ def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert`
     "Load and check a ground-truth COCO file; masks become compressed RLE, ids are renumbered from 1."
     if isinstance(gt, COCO): gt = gt.dataset
     src = 'ground truth'
-    if isinstance(gt, (str, Path)): src = str(gt); gt = _read_json(Path(gt), 'ground-truth annotations')
-    if not isinstance(gt, dict) or not all(k in gt for k in ('images', 'annotations', 'categories')):
-        raise BrnetError(f"{src}: not a COCO annotations file (needs 'images', 'annotations' and 'categories')")
+    if isinstance(gt, (str, Path)): src = str(gt); gt = read_json(gt, 'ground-truth annotations')
+    gt = read_coco(gt, src, file_names=False)   # images with ids and sizes, annotations on them
+    if 'categories' not in gt: raise BrnetError(f"{src}: not a COCO annotations file (needs `categories` too)")
     if not gt['images']: raise BrnetError(f"{src}: has no images")
-    imgs = {}
-    for im in gt['images']:
-        if not (isinstance(im, dict) and 'id' in im and all(type(im.get(k)) is int and im[k] > 0 for k in ('height', 'width'))):
-            raise BrnetError(f"{src}: image entry {str(im)[:80]} needs an id and positive integer height and width")
-        imgs[im['id']] = im
+    imgs = {im['id']: im for im in gt['images']}
     anns = []
     for k, a in enumerate(gt['annotations'], start=1):
-        if not isinstance(a, dict): raise BrnetError(f"{src}: annotation #{k} is not a JSON object")
         where = f"{src}: annotation {a.get('id', k)}"
-        if a.get('image_id') not in imgs: raise BrnetError(f"{where}: unknown image_id {a.get('image_id')!r}")
         if 'segmentation' not in a: raise BrnetError(f"{where}: has no segmentation")
         im = imgs[a['image_id']]
         rle = _to_rle(a['segmentation'], im['height'], im['width'], where)
@@ -90,7 +79,7 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
                 )->list[dict]:
     "Load and check COCO results against `gt`: known images and categories, a score, a mask (or box) each."
     src = 'results'
-    if isinstance(results, (str, Path)): src = str(results); results = _read_json(Path(results), 'results')
+    if isinstance(results, (str, Path)): src = str(results); results = read_json(results, 'results')
     if isinstance(results, dict) and 'annotations' in results: results = results['annotations']
     if not isinstance(results, list): raise BrnetError(f"{src}: a COCO results file is a JSON list of detections")
     if not results and not allow_empty: raise BrnetError(f"{src}: has no detections (nothing to score)")

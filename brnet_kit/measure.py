@@ -13,7 +13,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from .core import BrnetError, atomic_open, progress, read_limited
+from .core import BrnetError, atomic_open, progress, read_json
 
 # %% auto #0
 __all__ = ['longest_path', 'centreline', 'measure_worm', 'measure_worms', 'format_measurements', 'write_measurements_csv',
@@ -332,8 +332,8 @@ def image_names(src:str|Path, # the COCO annotations file
 
 def _predicted_names(src:Path, images=None)->dict:
     "Image id → file name, from the `images.json` that `brnet predict` writes beside its results ({} if there is none)."
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-        ims = json.loads(read_limited(src.parent/'images.json'))['images']
+    with contextlib.suppress(BrnetError, OSError, ValueError, TypeError, KeyError, AttributeError):   # an unreadable images.json is as none
+        ims = read_json(src.parent/'images.json')['images']
         ids = [im['id'] for im in ims]
         return dict(zip(ids, image_names(src.parent/'images.json', [str(im['file_name']) for im in ims], images)))
     return {}
@@ -380,9 +380,7 @@ def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO anno
     "Measure every worm of a COCO results or annotations file: length, width, area (px and µm); CSV and histograms."
     from pycocotools import mask as maskUtils
     path = Path(src)
-    if not path.exists(): raise BrnetError(f"{path}: file not found")
-    try: data = json.loads(read_limited(path))   # a regular file within the size limit
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
+    data = read_json(path, 'COCO results or annotations')
     recs = _worm_records(path, data, score_thresh, images)
     raster = mask_convention(data)
     if raster is not None: recs = [(dict(head, raster=raster), rle) for head, rle in recs]

@@ -16,12 +16,12 @@ from scipy.spatial import cKDTree
 
 from .core import BrnetError, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
-from .labelme import masks_to_shapes, write_labelme
+from .labelme import masks_to_shapes, png_bytes, write_labelme
 
 # %% auto #0
 __all__ = ['POSES', 'POSE_P', 'LEVELS', 'Worm', 'random_worm', 'render_worm', 'Well', 'random_well', 'illumination',
            'place_worms', 'render_absorbance', 'add_debris', 'expose', 'SynthImage', 'crossing', 'synth_image',
-           'worm_stats', 'summarize_stats', 'png_bytes', 'worm_shapes', 'synth', 'bbbc010_wells']
+           'worm_stats', 'summarize_stats', 'worm_shapes', 'synth', 'bbbc010_wells']
 
 # %% ../nbs/04_synth.ipynb #3d0d38e3
 POSES = ('straight', 'c', 'wave', 'coil', 'omega')
@@ -472,24 +472,6 @@ def _parse_size(text)->tuple:
     return int(w), int(h)
 
 # %% ../nbs/04_synth.ipynb #1edd51de
-def png_bytes(img:np.ndarray, # (H, W) uint8 or uint16 grey image
-             )->bytes:
-    "The bytes of a greyscale PNG file: each row `Sub`-filtered, compressed by zlib with its fast run-length strategy."
-    import struct, zlib
-    img = np.asarray(img)
-    if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16): raise BrnetError(f"png_bytes needs a 2-D uint8 or uint16 image, got {img.dtype} {img.shape}")
-    H, W = img.shape
-    bpp = img.dtype.itemsize
-    raw = np.ascontiguousarray(img.astype('>u2') if bpp == 2 else img).view(np.uint8).reshape(H, W*bpp)
-    rows = np.empty((H, W*bpp + 1), np.uint8)
-    rows[:, 0] = 1                                   # filter type 1 (Sub): each byte minus the byte one pixel left
-    rows[:, 1:bpp + 1] = raw[:, :bpp]
-    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=rows[:, bpp + 1:])
-    z = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', W, H, 8*bpp, 0, 0, 0, 0))
-            + chunk(b'IDAT', z.compress(rows.tobytes()) + z.flush()) + chunk(b'IEND', b''))
-
 def _exact_polygon(shape):
     "Drop the vertices in the middle of straight runs of a pixel-traced polygon: the same pixels, fewer points."
     if shape.shape_type != 'polygon' or len(shape.points) < 4: return shape
