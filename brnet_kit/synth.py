@@ -21,7 +21,7 @@ from .labelme import masks_to_shapes, png_bytes, write_labelme
 # %% auto #0
 __all__ = ['POSES', 'POSE_P', 'LEVELS', 'Worm', 'random_worm', 'render_worm', 'Well', 'random_well', 'illumination',
            'place_worms', 'render_absorbance', 'add_debris', 'expose', 'SynthImage', 'crossing', 'synth_image',
-           'worm_stats', 'summarize_stats', 'worm_shapes', 'synth', 'bbbc010_wells']
+           'worm_stats', 'summarize_stats', 'worm_shapes', 'synth']
 
 # %% ../nbs/04_synth.ipynb #3d0d38e3
 POSES = ('straight', 'c', 'wave', 'coil', 'omega')
@@ -555,18 +555,3 @@ def synth(out_dir:str, # folder to write the images and annotations to
         print(f"wrote {n} synthetic {W}x{H} {bits}-bit images with {n_worms} worms ({summary['crossing']:.0%} crossing another) "
               f"to {out} as {'LabelMe' if format == 'labelme' else 'COCO'}")
     return summary
-
-# %% ../nbs/04_synth.ipynb #46544a8f
-def bbbc010_wells(root:Path, # the BBBC010 folder (with BBBC010_v1_images/ and BBBC010_v1_foreground_eachworm/)
-                  n:int|None=None, # at most this many wells (in name order)
-                 )->list: # (well, image (H, W) uint16, masks (N, H, W) bool)
-    "A light reader of BBBC010 brightfield wells for comparisons; `brnet_kit.bbbc010` is the full importer."
-    import tifffile
-    root = Path(root)
-    imgs = {p.name.split('_')[6]: p for p in sorted((root/'BBBC010_v1_images').glob('*_w2_*.tif'))}
-    out = []
-    for well in sorted(imgs)[:n]:
-        ms = sorted((root/'BBBC010_v1_foreground_eachworm').glob(f'{well}_*_ground_truth.png'))
-        if not ms: continue
-        out.append((well, tifffile.imread(imgs[well]), np.stack([np.array(Image.open(m)) > 0 for m in ms])))
-    return out
