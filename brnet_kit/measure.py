@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_measure.ipynb #85a6eee5
 from __future__ import annotations
-import contextlib, csv, json, math, os, warnings
+import contextlib, csv, math, os, warnings
 from pathlib import Path
 
 import numpy as np

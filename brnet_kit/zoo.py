@@ -4,7 +4,7 @@
 
 # %% ../nbs/55_zoo.ipynb #72cbd3ac
 from __future__ import annotations
-import csv, hashlib, json, time
+import csv, hashlib, time
 from pathlib import Path
 
 import torch
