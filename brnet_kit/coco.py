@@ -19,8 +19,8 @@ from .decompose import crop_to_boxes, decompose, decompose_runs
 
 # %% auto #0
 __all__ = ['mask_to_rle', 'rle_to_mask', 'check_rle', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels',
-           'parse_split', 'split_names', 'write_dataset', 'read_coco', 'CocoImage', 'load_coco', 'dataset_stats',
-           'convert', 'save_preview']
+           'parse_split', 'split_names', 'write_dataset', 'read_coco', 'seg_to_rle', 'CocoImage', 'load_coco',
+           'dataset_stats', 'convert', 'save_preview']
 
 # %% ../nbs/03_coco.ipynb #033c110d
 def mask_to_rle(mask:np.ndarray, # (H, W) bool mask
@@ -415,6 +415,25 @@ def read_coco(src:str|Path|dict, # a COCO annotations file (read with `read_json
         if a.get('image_id') not in ids:
             raise BrnetError(f"{name}: annotation {a.get('id', f'#{k}')}: image_id {a.get('image_id')!r} is not one of the images' ids")
     return src
+
+# %% ../nbs/03_coco.ipynb #5e54cde3
+def seg_to_rle(seg, # a COCO segmentation: polygons, or an uncompressed or compressed RLE dict
+               h:int, # the image's height
+               w:int, # the image's width
+               where:str, # what the messages call it, e.g. 'results.json: detection 3'
+              )->dict: # compressed RLE: {'size': [h, w], 'counts': ...}
+    "Any COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE of size (h,w)."
+    if isinstance(seg, list):
+        if not seg: raise BrnetError(f"{where}: empty polygon list")
+        try: return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        except Exception as e: raise BrnetError(f"{where}: invalid polygon ({e})") from None
+    if not isinstance(seg, dict) or 'counts' not in seg or 'size' not in seg:
+        raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
+    if list(seg['size']) != [h, w]:
+        raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
+    check_rle(seg, where)   # a damaged RLE can hang pycocotools
+    if isinstance(seg['counts'], list): return mask_utils.frPyObjects(seg, h, w)
+    return dict(size=[h, w], counts=seg['counts'])
 
 # %% ../nbs/03_coco.ipynb #0255b3e6
 def _decode(segs:list, H:int, W:int)->np.ndarray:

@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from .core import BrnetError, read_json, write_json
-from .coco import check_rle, read_coco
+from .coco import read_coco, seg_to_rle
 
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
@@ -29,19 +29,6 @@ def _areas(rles:list)->np.ndarray:
     "Pixel counts of many RLEs (in chunks of 255: pycocotools 2.0.11's `area` overflows beyond that with NumPy 2)."
     return np.concatenate([maskUtils.area(rles[i:i+255]) for i in range(0, len(rles), 255)] or [np.zeros(0)]).astype(float)
 
-def _to_rle(seg, h:int, w:int, where:str)->dict:
-    "Any COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE of size (h,w)."
-    if isinstance(seg, list):
-        if not seg: raise BrnetError(f"{where}: empty polygon list")
-        try: return maskUtils.merge(maskUtils.frPyObjects(seg, h, w))
-        except Exception as e: raise BrnetError(f"{where}: invalid polygon ({e})") from None
-    if not isinstance(seg, dict) or 'counts' not in seg or 'size' not in seg:
-        raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
-    if list(seg['size']) != [h, w]:
-        raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
-    check_rle(seg, where)   # a damaged RLE can hang pycocotools
-    if isinstance(seg['counts'], list): return maskUtils.frPyObjects(seg, h, w)
-    return dict(size=[h, w], counts=seg['counts'])
 
 # %% ../nbs/21_evaluate.ipynb #7cd34fd9
 def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert` writes), its loaded dict, or a `COCO` object
@@ -59,12 +46,12 @@ def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert`
         where = f"{src}: annotation {a.get('id', k)}"
         if 'segmentation' not in a: raise BrnetError(f"{where}: has no segmentation")
         im = imgs[a['image_id']]
-        rle = _to_rle(a['segmentation'], im['height'], im['width'], where)
+        rle = seg_to_rle(a['segmentation'], im['height'], im['width'], where)
         b = dict(a, id=k, segmentation=rle, iscrowd=int(bool(a.get('iscrowd', 0))), category_id=a.get('category_id', 1),
                  area=float(a['area']) if 'area' in a else float(maskUtils.area(rle)),
                  bbox=list(a['bbox']) if a.get('bbox') else [float(v) for v in maskUtils.toBbox(rle)])
         for key in ('overlap', 'non_overlap'):
-            if key in a: b[key] = _to_rle(a[key], im['height'], im['width'], f"{where} ({key})")
+            if key in a: b[key] = seg_to_rle(a[key], im['height'], im['width'], f"{where} ({key})")
         anns.append(b)
     coco = COCO()
     coco.dataset = dict(images=list(gt['images']), annotations=anns, categories=list(gt['categories']))
@@ -98,7 +85,7 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
         im = gt.imgs[r['image_id']]
         d = dict(id=k+1, image_id=im['id'], category_id=int(r['category_id']), score=float(r['score']), iscrowd=0)
         if r.get('segmentation') is not None:
-            d['segmentation'] = _to_rle(r['segmentation'], im['height'], im['width'], where)
+            d['segmentation'] = seg_to_rle(r['segmentation'], im['height'], im['width'], where)
         elif iou_type == 'segm': raise BrnetError(f"{where}: has no 'segmentation' (mask evaluation needs one; try iou_type='bbox')")
         if r.get('bbox') is not None:
             if not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and

@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 from .core import BrnetError, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
 from .labelme import masks_to_shapes, png_bytes, write_labelme
+from .measure import measure_worm
 
 # %% auto #0
 __all__ = ['POSES', 'POSE_P', 'LEVELS', 'Worm', 'random_worm', 'render_worm', 'Well', 'random_well', 'illumination',
@@ -392,32 +393,6 @@ def synth_image(seed:int=0, # the seed of the whole set
     return SynthImage(expose(light, rng, bits, noise=not clean), masks, ws, well)
 
 # %% ../nbs/04_synth.ipynb #aaf17983
-def _skeleton_length(m:np.ndarray)->float:
-    "Length of a worm mask: the longest geodesic path on its skeleton plus the outline distance at both ends."
-    from scipy import sparse
-    from scipy.sparse.csgraph import dijkstra
-    from skimage.morphology import skeletonize
-    ys, xs = np.nonzero(m)
-    m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    dt = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-    sk = skeletonize(m); ys, xs = np.nonzero(sk); n = len(ys)
-    if n < 2: return 2*float(dt.max())
-    idx = np.full(m.shape, -1); idx[ys, xs] = np.arange(n)
-    H, W = m.shape; r, c, wt = [], [], []
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        y2, x2 = ys + dy, xs + dx
-        ok = (y2 < H) & (x2 >= 0) & (x2 < W)
-        j = idx[y2[ok], x2[ok]]; k = j >= 0
-        r.append(np.arange(n)[ok][k]); c.append(j[k]); wt.append(np.full(k.sum(), math.hypot(dy, dx)))
-    g = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(r), np.concatenate(c))), shape=(n, n)).tocsr()
-    d = dijkstra(g, directed=False, indices=0); a = int(np.argmax(np.where(np.isinf(d), -1, d)))
-    d, pred = dijkstra(g, directed=False, indices=a, return_predecessors=True); b = int(np.argmax(np.where(np.isinf(d), -1, d)))
-    path = [b]
-    while path[-1] != a: path.append(pred[path[-1]])
-    # a pixel path zig-zags (up to 8% too long): measure the smoothed path instead
-    p = ndi.gaussian_filter1d(np.stack([ys[path], xs[path]], 1).astype(float), 2, axis=0, mode='nearest')
-    return float(np.hypot(*np.diff(p, axis=0).T).sum() + dt[ys[a], xs[a]] + dt[ys[b], xs[b]])
-
 def worm_stats(image:np.ndarray, # (H, W) grey image
                masks:np.ndarray, # (N, H, W) bool, one mask per worm
               )->list: # one dict per worm: length, width, contrast, crossing, hole
@@ -435,7 +410,7 @@ def worm_stats(image:np.ndarray, # (H, W) grey image
         bg = float(np.median(ib[ring])) if ring.any() else np.nan
         fg = float(np.median(ib[own])) if own.any() else np.nan
         dt = ndi.distance_transform_edt(np.pad(mb, 1))
-        rows.append(dict(length=_skeleton_length(mb), width=2*float(dt.max()) - 1, contrast=1 - fg/bg,
+        rows.append(dict(length=measure_worm(mb)['length_px'], width=2*float(dt.max()) - 1, contrast=1 - fg/bg,
                          crossing=bool((mb & (cb > 1)).any()), hole=bool((ndi.binary_fill_holes(mb) & ~mb).any())))
     return rows
 
