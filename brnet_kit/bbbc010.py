@@ -14,12 +14,12 @@ from PIL import Image
 
 from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
-from .labelme import write_labelme
-from .synth import png_bytes, worm_shapes, synth_image
+from .labelme import png_bytes, write_labelme
+from .synth import worm_shapes, synth_image
 
 # %% auto #0
 __all__ = ['IMAGES', 'MASKS', 'CHANNELS', 'URLS', 'MD5', 'fake_bbbc010', 'BBBCWell', 'scan_bbbc010', 'read_tiff', 'read_masks',
-           'to_model_range', 'to_8bit', 'split_wells', 'download_bbbc010', 'import_bbbc010']
+           'bbbc010_wells', 'to_model_range', 'to_8bit', 'split_wells', 'download_bbbc010', 'import_bbbc010']
 
 # %% ../nbs/05_bbbc010.ipynb #59052dc7
 IMAGES, MASKS = 'BBBC010_v1_images', 'BBBC010_v1_foreground_eachworm'
@@ -120,6 +120,19 @@ def read_masks(paths:list, # the well's mask PNGs
         if not a.any(): raise BrnetError(f"{p}: the mask is empty")
         out.append(a > 0)
     return np.stack(out) if out else np.zeros((0,) + tuple(shape or (0, 0)), bool)
+
+# %% ../nbs/05_bbbc010.ipynb #6edaa08c
+def bbbc010_wells(root:str|Path, # the BBBC010 folder (with BBBC010_v1_images/ and BBBC010_v1_foreground_eachworm/)
+                  n:int|None=None, # at most this many wells (of those with a brightfield image, in name order)
+                 )->list: # (well, image (H, W) uint16, masks (N, H, W) bool) of each brightfield well with masks
+    "BBBC010's brightfield wells as arrays (`scan_bbbc010`, `read_tiff`, `read_masks`), for comparisons and statistics."
+    wells, _ = scan_bbbc010(root)
+    out = []
+    for w in [w for w in wells.values() if CHANNELS['brightfield'] in w.images][:n]:
+        if not w.masks: continue
+        img, _ = read_tiff(w.images[CHANNELS['brightfield']])
+        out.append((w.well, img, read_masks(w.masks, img.shape)))
+    return out
 
 # %% ../nbs/05_bbbc010.ipynb #8d4cc447
 def to_model_range(img:np.ndarray, # a 16-bit image as stored

@@ -13,14 +13,14 @@ import orjson
 from pycocotools import mask as mask_utils
 
 import brnet_kit
-from .core import BrnetError, atomic_open, atomic_write, progress, read_limited, record_outputs
-from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, read_image, plain_json
+from .core import BrnetError, atomic_open, atomic_write, progress, read_json, read_limited, record_outputs
+from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, raster_of, read_image, plain_json
 from .decompose import crop_to_boxes, decompose, decompose_runs
 
 # %% auto #0
 __all__ = ['mask_to_rle', 'rle_to_mask', 'check_rle', 'box_rles', 'empty_rle', 'mask_to_polygons', 'annotate', 'read_labels',
-           'parse_split', 'split_names', 'write_dataset', 'CocoImage', 'load_coco', 'dataset_stats', 'convert',
-           'save_preview']
+           'parse_split', 'split_names', 'write_dataset', 'read_coco', 'seg_to_rle', 'CocoImage', 'load_coco',
+           'dataset_stats', 'convert', 'save_preview']
 
 # %% ../nbs/03_coco.ipynb #033c110d
 def mask_to_rle(mask:np.ndarray, # (H, W) bool mask
@@ -272,8 +272,7 @@ def parse_split(split, # None, '0.8,0.2', 'train:0.8,val:0.2', a dict name -> li
     if isinstance(split, dict): return {str(k): list(v) for k, v in split.items()}
     s = str(split)
     if s.endswith('.json') or Path(s).is_file():
-        try: d = json.loads(read_limited(s))   # a regular file (a FIFO would block) within the size limit
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{s}: cannot read the split file ({e})") from None
+        d = read_json(s, 'split')   # a regular file (a FIFO would block) within the size limit
         if not isinstance(d, dict) or not all(isinstance(v, list) for v in d.values()):
             raise BrnetError(f"{s}: a split file maps each split name to a list of file names")
         return {str(k): list(v) for k, v in d.items()}
@@ -393,6 +392,49 @@ def write_dataset(out_dir:str|Path, # the dataset folder; annotation files go he
         records.append((fn, dict(file_name=fn, height=H, width=W), annotate(insts, (H, W), polygons)))
     return _assemble(records, cats, out_dir, parse_split(split), seed)
 
+# %% ../nbs/03_coco.ipynb #3dae162e
+def read_coco(src:str|Path|dict, # a COCO annotations file (read with `read_json`), or its loaded dict
+              name:str|None=None, # how the messages name it (default: the file's path; 'COCO data' for a dict)
+              annotations:bool=True, # False: the `annotations` list may be missing (a file of images only)
+              file_names:bool=True, # every image needs a `file_name` (False: ground truth matched to results by id)
+             )->dict: # the COCO dict, as read
+    "A COCO dict with its frame checked: `images` and `annotations` lists, images with ids and sizes, annotations on them."
+    if isinstance(src, (str, Path)): name, src = name or str(src), read_json(src, 'annotations')
+    name = name or 'COCO data'
+    need = ['images'] + (['annotations'] if annotations or (isinstance(src, dict) and 'annotations' in src) else [])
+    if not isinstance(src, dict) or not all(isinstance(src.get(k), list) for k in need):
+        raise BrnetError(f"{name}: not a COCO file (needs {' and '.join(f'an `{k}` list' for k in need)})")
+    pos, ids = (lambda v: type(v) is int and v > 0), set()
+    for k, im in enumerate(src['images'], 1):
+        if not (isinstance(im, dict) and type(im.get('id')) is int and pos(im.get('height')) and pos(im.get('width'))
+                and (not file_names or isinstance(im.get('file_name'), str))):
+            raise BrnetError(f"{name}: image #{k} needs an integer id{', a file_name' if file_names else ''} and positive integer height and width")
+        ids.add(im['id'])
+    for k, a in enumerate(src.get('annotations', []), 1):
+        if not isinstance(a, dict): raise BrnetError(f"{name}: annotation #{k} is not a JSON object")
+        if a.get('image_id') not in ids:
+            raise BrnetError(f"{name}: annotation {a.get('id', f'#{k}')}: image_id {a.get('image_id')!r} is not one of the images' ids")
+    return src
+
+# %% ../nbs/03_coco.ipynb #5e54cde3
+def seg_to_rle(seg, # a COCO segmentation: polygons, or an uncompressed or compressed RLE dict
+               h:int, # the image's height
+               w:int, # the image's width
+               where:str, # what the messages call it, e.g. 'results.json: detection 3'
+              )->dict: # compressed RLE: {'size': [h, w], 'counts': ...}
+    "Any COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE of size (h,w)."
+    if isinstance(seg, list):
+        if not seg: raise BrnetError(f"{where}: empty polygon list")
+        try: return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        except Exception as e: raise BrnetError(f"{where}: invalid polygon ({e})") from None
+    if not isinstance(seg, dict) or 'counts' not in seg or 'size' not in seg:
+        raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
+    if list(seg['size']) != [h, w]:
+        raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
+    check_rle(seg, where)   # a damaged RLE can hang pycocotools
+    if isinstance(seg['counts'], list): return mask_utils.frPyObjects(seg, h, w)
+    return dict(size=[h, w], counts=seg['counts'])
+
 # %% ../nbs/03_coco.ipynb #0255b3e6
 def _decode(segs:list, H:int, W:int)->np.ndarray:
     "Decode a list of COCO segmentations (compressed/uncompressed RLE or polygons) to (N, H, W) bool."
@@ -445,19 +487,11 @@ class CocoImage:
         return read_image(self.path)
 
 def _check_coco(d:dict, src):
-    "What `load_coco` and training rely on, checked with one error naming the image or annotation: ids, sizes, boxes, masks."
-    pos = lambda v: type(v) is int and v > 0
-    if not isinstance(d['images'], list) or not isinstance(d['annotations'], list): raise BrnetError(f"{src}: `images` and `annotations` must be lists")
-    ids = set()
-    for k, im in enumerate(d['images']):
-        if not (isinstance(im, dict) and isinstance(im.get('file_name'), str) and pos(im.get('height')) and pos(im.get('width'))
-                and type(im.get('id')) is int):
-            raise BrnetError(f"{src}: image #{k + 1} needs an integer id, a file_name and positive integer height and width")
-        ids.add(im['id'])
+    "What `load_coco` and training rely on beyond `read_coco`'s frame, one error naming the annotation: ids, boxes, masks."
     for k, a in enumerate(d['annotations']):
-        where = f"{src}: annotation {a.get('id', f'#{k + 1}') if isinstance(a, dict) else f'#{k + 1}'}"
-        if not isinstance(a, dict) or a.get('image_id') not in ids or type(a.get('id')) is not int or type(a.get('category_id')) is not int:
-            raise BrnetError(f"{where}: needs an integer id and category_id, and the image_id of one of the images")
+        where = f"{src}: annotation {a.get('id', f'#{k + 1}')}"
+        if type(a.get('id')) is not int or type(a.get('category_id')) is not int:
+            raise BrnetError(f"{where}: needs an integer id and category_id")
         box = a.get('bbox')
         if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
             raise BrnetError(f"{where}: bbox must be [x, y, width, height] numbers")
@@ -472,12 +506,7 @@ def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or 
              )->list: # list of `CocoImage`, in image-id order
     "Read a COCO instance-segmentation file into per-image arrays for training."
     ann_file = Path(ann_file)
-    try: d = json.loads(read_limited(ann_file))   # a regular file within the size limit
-    except FileNotFoundError: raise BrnetError(f"{ann_file}: annotations file not found") from None
-    except json.JSONDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    except UnicodeDecodeError as e: raise BrnetError(f"{ann_file}: not valid JSON (not UTF-8 text: {e.reason})") from None
-    if not isinstance(d, dict) or 'images' not in d or 'annotations' not in d:
-        raise BrnetError(f"{ann_file}: not a COCO file (needs `images` and `annotations`)")
+    d = read_coco(ann_file)
     _check_coco(d, ann_file)
     by_img = {}
     for a in d['annotations']: by_img.setdefault(a['image_id'], []).append(a)
@@ -497,7 +526,7 @@ def load_coco(ann_file:str|Path, # an annotations*.json written by `convert` or 
 def dataset_stats(ann_file:str|Path, # an annotations*.json with overlap masks
                  )->dict:
     "Counts of a COCO file with overlap masks: images, instances, overlapping instances, overlap share, per image and category."
-    d = json.loads(Path(ann_file).read_text(encoding='utf-8'))
+    d = read_coco(ann_file)
     worms = [a for a in d['annotations'] if not a.get('iscrowd')]
     def area(r):
         if isinstance(r, dict) and isinstance(r.get('counts'), str): return int(mask_utils.area(dict(r, counts=r['counts'].encode())))
@@ -537,7 +566,6 @@ def _image_record(lf, rel:str, out_dir:Path, copy_images:bool, base:str)->str:
 def _convert_chunk(chunk:tuple)->list:
     "Convert a few LabelMe files (runs in worker processes): for each, its record or the error that stops it."
     rels, root, out_dir, labels, polygons, copy_images, raster = chunk
-    from brnet_kit.labelme import _raster_of
     paths = [os.path.join(root, r) for r in rels]
     recs = [dict(key=r, error=None) for r in rels]
     def attempt(k, f, *args):  # f(*args) for file k, unless it failed already; a failure goes into its record
@@ -562,7 +590,7 @@ def _convert_chunk(chunk:tuple)->list:
             name = attempt(k, _image_record, lfs[k], rels[k], out_dir, copy_images, base)
             if recs[k]['error'] is None:
                 recs[k].update(image=dict(file_name=name, height=lfs[k].image_height, width=lfs[k].image_width), anns=a,
-                               raster=_raster_of(lfs[k], raster))
+                               raster=raster_of(lfs[k], raster))
     finally:
         if gc_was: gc.enable()
     return recs
@@ -628,7 +656,7 @@ def convert(labelme_dir:str, # folder of LabelMe .json files (searched recursive
     cats = _categories(names if names is not None else found)
     aliases = None if sp is None or _by_fractions(sp) else {   # other names a file may be listed under
         r['key']: [r['key'][:-5], Path(r['key']).stem, r['image']['file_name'], Path(r['image']['file_name']).name] for r in records}
-    n_lm = sum(r['raster'] == 'labelme' for r in records)   # files traced for LabelMe's drawing are drawn so (`_raster_of`)
+    n_lm = sum(r['raster'] == 'labelme' for r in records)   # files traced for LabelMe's drawing are drawn so (`raster_of`)
     info = dict(raster=raster, **({'raster_labelme_files': n_lm} if raster == 'polygon' and n_lm else {}))
     paths = _assemble([(r['key'], r['image'], r['anns']) for r in records], cats, out, sp, seed, aliases, info)
     worms = [a for r in records for a in r['anns'] if not a['iscrowd']]

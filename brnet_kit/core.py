@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['LIMITS', 'BrnetError', 'atomic_open', 'atomic_write', 'write_json', 'limit', 'check_regular', 'read_limited',
-           'check_checkpoint_file', 'record_outputs', 'progress', 'get_device', 'seed_everything', 'project_root',
-           'sample_dir', 'shared_data']
+           'check_checkpoint_file', 'read_json', 'record_outputs', 'progress', 'get_device', 'seed_everything',
+           'project_root', 'sample_dir', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #f1a45ec7
 class BrnetError(Exception):
@@ -105,6 +105,19 @@ def check_checkpoint_file(path:str|Path, # a file about to be given to `torch.lo
     if not (head == b'PK\x03\x04' or head[:1] == b'\x80'): raise BrnetError(f"{path}: not a PyTorch checkpoint (it does not start like one)")
     return Path(path)
 
+
+# %% ../nbs/00_core.ipynb #5fb7a9f2
+def read_json(path:str|Path, # a JSON file a user named
+              what:str='JSON', # what it should be, for the messages: 'annotations', 'results', 'split', ...
+             ):
+    "The content of a JSON file; not found, not a regular file, too large, not UTF-8 or not JSON is one `BrnetError` naming the file."
+    try: data = read_limited(path)   # a regular file within the size limit
+    except FileNotFoundError: raise BrnetError(f"{path}: {what} file not found") from None
+    except OSError as e: raise BrnetError(f"{path}: cannot read the {what} file ({e.strerror or e})") from None
+    try: return json.loads(data)
+    except UnicodeDecodeError as e: raise BrnetError(f"{path}: not a valid JSON file (not UTF-8 text: {e.reason})") from None
+    except json.JSONDecodeError as e: raise BrnetError(f"{path}: not a valid JSON file ({e.msg} at line {e.lineno})") from None
+    except RecursionError: raise BrnetError(f"{path}: not a valid JSON file (nested too deeply)") from None
 
 # %% ../nbs/00_core.ipynb #df9c349a
 def record_outputs(out_dir:str|Path, # the run's output folder

@@ -12,8 +12,8 @@ from pycocotools import mask as maskUtils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .core import BrnetError, read_limited, write_json
-from .coco import check_rle
+from .core import BrnetError, read_json, write_json
+from .coco import read_coco, seg_to_rle
 
 # %% auto #0
 __all__ = ['WORM_KEYS', 'read_gt', 'read_results', 'crossing_flags', 'binary_miou', 'ap_101', 'match_one_to_one',
@@ -25,28 +25,10 @@ def _quiet():
     "Silence pycocotools' progress prints."
     return contextlib.redirect_stdout(io.StringIO())
 
-def _read_json(path:Path, what:str):
-    if not path.exists(): raise BrnetError(f"{path}: {what} file not found")
-    try: return json.loads(read_limited(path))   # a regular file within the size limit
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{path}: not a valid JSON file ({e})") from None
-
 def _areas(rles:list)->np.ndarray:
     "Pixel counts of many RLEs (in chunks of 255: pycocotools 2.0.11's `area` overflows beyond that with NumPy 2)."
     return np.concatenate([maskUtils.area(rles[i:i+255]) for i in range(0, len(rles), 255)] or [np.zeros(0)]).astype(float)
 
-def _to_rle(seg, h:int, w:int, where:str)->dict:
-    "Any COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE of size (h,w)."
-    if isinstance(seg, list):
-        if not seg: raise BrnetError(f"{where}: empty polygon list")
-        try: return maskUtils.merge(maskUtils.frPyObjects(seg, h, w))
-        except Exception as e: raise BrnetError(f"{where}: invalid polygon ({e})") from None
-    if not isinstance(seg, dict) or 'counts' not in seg or 'size' not in seg:
-        raise BrnetError(f"{where}: segmentation must be polygons or an RLE dict with 'size' and 'counts'")
-    if list(seg['size']) != [h, w]:
-        raise BrnetError(f"{where}: mask size {list(seg['size'])} differs from its image's size [{h}, {w}]")
-    check_rle(seg, where)   # a damaged RLE can hang pycocotools
-    if isinstance(seg['counts'], list): return maskUtils.frPyObjects(seg, h, w)
-    return dict(size=[h, w], counts=seg['counts'])
 
 # %% ../nbs/21_evaluate.ipynb #7cd34fd9
 def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert` writes), its loaded dict, or a `COCO` object
@@ -54,28 +36,22 @@ def read_gt(gt:str|Path|dict|COCO, # a COCO annotations file (as `brnet convert`
     "Load and check a ground-truth COCO file; masks become compressed RLE, ids are renumbered from 1."
     if isinstance(gt, COCO): gt = gt.dataset
     src = 'ground truth'
-    if isinstance(gt, (str, Path)): src = str(gt); gt = _read_json(Path(gt), 'ground-truth annotations')
-    if not isinstance(gt, dict) or not all(k in gt for k in ('images', 'annotations', 'categories')):
-        raise BrnetError(f"{src}: not a COCO annotations file (needs 'images', 'annotations' and 'categories')")
+    if isinstance(gt, (str, Path)): src = str(gt); gt = read_json(gt, 'ground-truth annotations')
+    gt = read_coco(gt, src, file_names=False)   # images with ids and sizes, annotations on them
+    if 'categories' not in gt: raise BrnetError(f"{src}: not a COCO annotations file (needs `categories` too)")
     if not gt['images']: raise BrnetError(f"{src}: has no images")
-    imgs = {}
-    for im in gt['images']:
-        if not (isinstance(im, dict) and 'id' in im and all(type(im.get(k)) is int and im[k] > 0 for k in ('height', 'width'))):
-            raise BrnetError(f"{src}: image entry {str(im)[:80]} needs an id and positive integer height and width")
-        imgs[im['id']] = im
+    imgs = {im['id']: im for im in gt['images']}
     anns = []
     for k, a in enumerate(gt['annotations'], start=1):
-        if not isinstance(a, dict): raise BrnetError(f"{src}: annotation #{k} is not a JSON object")
         where = f"{src}: annotation {a.get('id', k)}"
-        if a.get('image_id') not in imgs: raise BrnetError(f"{where}: unknown image_id {a.get('image_id')!r}")
         if 'segmentation' not in a: raise BrnetError(f"{where}: has no segmentation")
         im = imgs[a['image_id']]
-        rle = _to_rle(a['segmentation'], im['height'], im['width'], where)
+        rle = seg_to_rle(a['segmentation'], im['height'], im['width'], where)
         b = dict(a, id=k, segmentation=rle, iscrowd=int(bool(a.get('iscrowd', 0))), category_id=a.get('category_id', 1),
                  area=float(a['area']) if 'area' in a else float(maskUtils.area(rle)),
                  bbox=list(a['bbox']) if a.get('bbox') else [float(v) for v in maskUtils.toBbox(rle)])
         for key in ('overlap', 'non_overlap'):
-            if key in a: b[key] = _to_rle(a[key], im['height'], im['width'], f"{where} ({key})")
+            if key in a: b[key] = seg_to_rle(a[key], im['height'], im['width'], f"{where} ({key})")
         anns.append(b)
     coco = COCO()
     coco.dataset = dict(images=list(gt['images']), annotations=anns, categories=list(gt['categories']))
@@ -90,7 +66,7 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
                 )->list[dict]:
     "Load and check COCO results against `gt`: known images and categories, a score, a mask (or box) each."
     src = 'results'
-    if isinstance(results, (str, Path)): src = str(results); results = _read_json(Path(results), 'results')
+    if isinstance(results, (str, Path)): src = str(results); results = read_json(results, 'results')
     if isinstance(results, dict) and 'annotations' in results: results = results['annotations']
     if not isinstance(results, list): raise BrnetError(f"{src}: a COCO results file is a JSON list of detections")
     if not results and not allow_empty: raise BrnetError(f"{src}: has no detections (nothing to score)")
@@ -109,7 +85,7 @@ def read_results(results:str|Path|list|dict, # a COCO results file, or its loade
         im = gt.imgs[r['image_id']]
         d = dict(id=k+1, image_id=im['id'], category_id=int(r['category_id']), score=float(r['score']), iscrowd=0)
         if r.get('segmentation') is not None:
-            d['segmentation'] = _to_rle(r['segmentation'], im['height'], im['width'], where)
+            d['segmentation'] = seg_to_rle(r['segmentation'], im['height'], im['width'], where)
         elif iou_type == 'segm': raise BrnetError(f"{where}: has no 'segmentation' (mask evaluation needs one; try iou_type='bbox')")
         if r.get('bbox') is not None:
             if not (isinstance(r['bbox'], list) and len(r['bbox']) == 4 and

@@ -17,8 +17,8 @@ from .core import BrnetError, atomic_write, check_regular, limit, read_limited
 
 # %% auto #0
 __all__ = ['SHAPE_TYPES', 'IGNORE', 'BACKGROUND', 'RASTERS', 'LABELME_VERSION', 'Shape', 'LabelMeFile', 'image_size',
-           'read_image', 'polygon_ok', 'read_labelme', 'load_image', 'shape_to_mask', 'Instance', 'instances',
-           'masks_to_shapes', 'plain_json', 'write_labelme']
+           'read_image', 'png_bytes', 'polygon_ok', 'read_labelme', 'load_image', 'shape_to_mask', 'raster_of',
+           'Instance', 'instances', 'masks_to_shapes', 'plain_json', 'write_labelme']
 
 # %% ../nbs/01_labelme.ipynb #319b367c
 SHAPE_TYPES = ('polygon', 'rectangle', 'oriented_rectangle', 'circle', 'line', 'linestrip', 'point', 'points', 'mask')
@@ -158,6 +158,30 @@ def read_image(src:str|Path|bytes, # an image file, or the bytes of one
     except FileNotFoundError: raise BrnetError(f"{name}: image file not found") from None
     except BrnetError: raise
     except Exception as e: raise BrnetError(f"{name or 'embedded image'}: cannot read the image ({e})") from None
+
+# %% ../nbs/01_labelme.ipynb #dc3fe922
+_COLOUR = {1: 0, 3: 2, 4: 6}   # PNG colour type by channels: grey, RGB, RGBA
+
+def png_bytes(img:np.ndarray, # (H, W) grey uint8 or uint16, or (H, W, 3) RGB / (H, W, 4) RGBA uint8
+              small:bool=False, # zlib level 6 (smaller files for flat images such as overlays) instead of the fast level 1
+             )->bytes:
+    "The bytes of a PNG file: each row `Sub`-filtered, then compressed by zlib (fast run-length, or `small`)."
+    import struct, zlib
+    img = np.asarray(img)
+    ch = 1 if img.ndim == 2 else img.shape[-1] if img.ndim == 3 else 0
+    if ch not in _COLOUR or img.dtype not in ((np.uint8, np.uint16) if ch == 1 else (np.uint8,)):
+        raise BrnetError(f"png_bytes needs an (H, W) uint8 or uint16 image or an (H, W, 3 or 4) uint8 one, got {img.dtype} {img.shape}")
+    H, W = img.shape[:2]
+    bpp = img.dtype.itemsize*ch                      # bytes per pixel
+    raw = np.ascontiguousarray(img.astype('>u2') if img.dtype == np.uint16 else img).view(np.uint8).reshape(H, W*bpp)
+    rows = np.empty((H, W*bpp + 1), np.uint8)
+    rows[:, 0] = 1                                   # filter type 1 (Sub): each byte minus the byte one pixel left
+    rows[:, 1:bpp + 1] = raw[:, :bpp]
+    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=rows[:, bpp + 1:])
+    z = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY) if small else zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', W, H, 8*img.dtype.itemsize, _COLOUR[ch], 0, 0, 0))
+            + chunk(b'IDAT', z.compress(rows.tobytes()) + z.flush()) + chunk(b'IEND', b''))
 
 # %% ../nbs/01_labelme.ipynb #6d0cfc7e
 _LEGACY_ID = re.compile(r'^(.*\S)-(\d+)$')
@@ -509,9 +533,13 @@ def _exact_box_masks(shapes:list, H:int, W:int, line_width:int=10, point_size:in
     for k, o in zip(rest, _shape_box_masks([shapes[k] for k in rest], H, W, line_width, point_size)): out[k] = o
     return out
 
+
+# %% ../nbs/01_labelme.ipynb #87e9ed4a
 RASTERS = ('polygon', 'labelme')
 
-def _raster_of(lf:LabelMeFile, raster:str)->str:
+def raster_of(lf:LabelMeFile, # a file read by `read_labelme`
+              raster:str, # what the caller asks for: 'polygon' or 'labelme' (one of `RASTERS`)
+             )->str: # 'polygon' or 'labelme'
     "How to draw this file's shapes: as asked, but as LabelMe draws them if the file was traced for that."
     if raster not in RASTERS: raise BrnetError(f"raster must be one of {', '.join(RASTERS)}, not {raster!r}")
     return 'labelme' if lf.other.get('brnet_raster') == 'labelme' else raster
@@ -562,7 +590,7 @@ def instances(lf:LabelMeFile, # a file read by `read_labelme`
               labels:list|None=None, # the allowed class names; others are an error (None: any)
               line_width:int=10, # stroke width of lines, as LabelMe
               point_size:int=5, # radius of points, as LabelMe
-              raster:str='labelme', # 'labelme': as LabelMe draws; 'polygon': pixels whose centres lie inside (see `_raster_of`)
+              raster:str='labelme', # 'labelme': as LabelMe draws; 'polygon': pixels whose centres lie inside (see `raster_of`)
              )->list:
     "The file's instances: shapes grouped by (label, group_id), `__ignore__` as crowd, `_background_` dropped."
     H, W = lf.size
@@ -573,7 +601,7 @@ def instances(lf:LabelMeFile, # a file read by `read_labelme`
             if lf.shapes[i].label not in allowed:
                 raise BrnetError(f"{_where(lf.path, i, lf.shapes[i].__dict__)}: label {lf.shapes[i].label!r} is not one of the "
                                  f"labels ({', '.join(map(str, labels))})")
-    boxes = _shape_box_masks([lf.shapes[i] for i in keep], H, W, line_width, point_size, _raster_of(lf, raster))
+    boxes = _shape_box_masks([lf.shapes[i] for i in keep], H, W, line_width, point_size, raster_of(lf, raster))
     groups: dict = {}
     for i, (x0, y0, m) in zip(keep, boxes):
         s = lf.shapes[i]

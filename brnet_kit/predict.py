@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, progress, read_limited, record_outputs, write_json
-from .coco import mask_to_rle
+from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, progress, record_outputs, write_json
+from .coco import mask_to_rle, read_coco
 from .data import image_to_tensor
 from .heads import EXTRA_OUTPUTS
-from .labelme import masks_to_shapes, read_image, write_labelme
+from .labelme import masks_to_shapes, png_bytes, read_image, write_labelme
 from .model import extra_masks_on, load_model, model_path
 
 # %% auto #0
@@ -474,11 +474,7 @@ def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts i
 def _gt_index(gt:Path)->tuple[dict, dict, dict]:
     "From a COCO annotations file: image by resolved path, image by unique file name, category id → name."
     gt = Path(gt)
-    if not gt.exists(): raise BrnetError(f"{gt}: annotations file not found")
-    try: js = json.loads(read_limited(gt))   # a regular file within the size limit
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BrnetError(f"{gt}: not a valid JSON file ({e})") from None
-    if not isinstance(js, dict) or not isinstance(js.get('images'), list):
-        raise BrnetError(f"{gt}: not a COCO annotations file (it has no 'images' list)")
+    js = read_coco(gt, annotations=False)   # images with ids, file names and sizes; annotations not needed
     by_path, by_name = {}, {}
     for im in js['images']:
         by_path[(gt.parent/im['file_name']).resolve()] = im
@@ -529,12 +525,6 @@ def _read(path:Path, intensity:str, notes:list):
     except Exception as e: return None, f"{path}: cannot read the image ({type(e).__name__}: {e})"
 
 # %% ../nbs/22_predict.ipynb #d4e0a008
-def _png_bytes(arr:np.ndarray)->bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format='PNG')
-    return buf.getvalue()
-
 def _npz_bytes(pred:dict)->bytes:
     "The worms' boxes, scores and all their masks (the final and the extra ones) as a compressed .npz file."
     buf = io.BytesIO()
@@ -627,7 +617,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                 if labelme:
                     written['labelme'].append(write_prediction_labelme(out_dir/'labelme'/f'{out_names[k]}.json', shown, p, names))
                 if overlays:
-                    written['overlays'].append(atomic_write(out_dir/'overlays'/f'{out_names[k]}.png', _png_bytes(overlay(x, shown))))
+                    written['overlays'].append(atomic_write(out_dir/'overlays'/f'{out_names[k]}.png', png_bytes(overlay(x, shown), small=True)))
                 if extra_masks:
                     written['extra_masks'].append(atomic_write(out_dir/'extra_masks'/f'{out_names[k]}.npz', _npz_bytes(shown)))
             bar.update(min(b0 + batch_size, len(paths)) - b0)

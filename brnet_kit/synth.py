@@ -16,12 +16,13 @@ from scipy.spatial import cKDTree
 
 from .core import BrnetError, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
-from .labelme import masks_to_shapes, write_labelme
+from .labelme import masks_to_shapes, png_bytes, write_labelme
+from .measure import measure_worm
 
 # %% auto #0
 __all__ = ['POSES', 'POSE_P', 'LEVELS', 'Worm', 'random_worm', 'render_worm', 'Well', 'random_well', 'illumination',
            'place_worms', 'render_absorbance', 'add_debris', 'expose', 'SynthImage', 'crossing', 'synth_image',
-           'worm_stats', 'summarize_stats', 'png_bytes', 'worm_shapes', 'synth', 'bbbc010_wells']
+           'worm_stats', 'summarize_stats', 'worm_shapes', 'synth']
 
 # %% ../nbs/04_synth.ipynb #3d0d38e3
 POSES = ('straight', 'c', 'wave', 'coil', 'omega')
@@ -392,32 +393,6 @@ def synth_image(seed:int=0, # the seed of the whole set
     return SynthImage(expose(light, rng, bits, noise=not clean), masks, ws, well)
 
 # %% ../nbs/04_synth.ipynb #aaf17983
-def _skeleton_length(m:np.ndarray)->float:
-    "Length of a worm mask: the longest geodesic path on its skeleton plus the outline distance at both ends."
-    from scipy import sparse
-    from scipy.sparse.csgraph import dijkstra
-    from skimage.morphology import skeletonize
-    ys, xs = np.nonzero(m)
-    m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    dt = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-    sk = skeletonize(m); ys, xs = np.nonzero(sk); n = len(ys)
-    if n < 2: return 2*float(dt.max())
-    idx = np.full(m.shape, -1); idx[ys, xs] = np.arange(n)
-    H, W = m.shape; r, c, wt = [], [], []
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        y2, x2 = ys + dy, xs + dx
-        ok = (y2 < H) & (x2 >= 0) & (x2 < W)
-        j = idx[y2[ok], x2[ok]]; k = j >= 0
-        r.append(np.arange(n)[ok][k]); c.append(j[k]); wt.append(np.full(k.sum(), math.hypot(dy, dx)))
-    g = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(r), np.concatenate(c))), shape=(n, n)).tocsr()
-    d = dijkstra(g, directed=False, indices=0); a = int(np.argmax(np.where(np.isinf(d), -1, d)))
-    d, pred = dijkstra(g, directed=False, indices=a, return_predecessors=True); b = int(np.argmax(np.where(np.isinf(d), -1, d)))
-    path = [b]
-    while path[-1] != a: path.append(pred[path[-1]])
-    # a pixel path zig-zags (up to 8% too long): measure the smoothed path instead
-    p = ndi.gaussian_filter1d(np.stack([ys[path], xs[path]], 1).astype(float), 2, axis=0, mode='nearest')
-    return float(np.hypot(*np.diff(p, axis=0).T).sum() + dt[ys[a], xs[a]] + dt[ys[b], xs[b]])
-
 def worm_stats(image:np.ndarray, # (H, W) grey image
                masks:np.ndarray, # (N, H, W) bool, one mask per worm
               )->list: # one dict per worm: length, width, contrast, crossing, hole
@@ -435,7 +410,7 @@ def worm_stats(image:np.ndarray, # (H, W) grey image
         bg = float(np.median(ib[ring])) if ring.any() else np.nan
         fg = float(np.median(ib[own])) if own.any() else np.nan
         dt = ndi.distance_transform_edt(np.pad(mb, 1))
-        rows.append(dict(length=_skeleton_length(mb), width=2*float(dt.max()) - 1, contrast=1 - fg/bg,
+        rows.append(dict(length=measure_worm(mb)['length_px'], width=2*float(dt.max()) - 1, contrast=1 - fg/bg,
                          crossing=bool((mb & (cb > 1)).any()), hole=bool((ndi.binary_fill_holes(mb) & ~mb).any())))
     return rows
 
@@ -472,24 +447,6 @@ def _parse_size(text)->tuple:
     return int(w), int(h)
 
 # %% ../nbs/04_synth.ipynb #1edd51de
-def png_bytes(img:np.ndarray, # (H, W) uint8 or uint16 grey image
-             )->bytes:
-    "The bytes of a greyscale PNG file: each row `Sub`-filtered, compressed by zlib with its fast run-length strategy."
-    import struct, zlib
-    img = np.asarray(img)
-    if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16): raise BrnetError(f"png_bytes needs a 2-D uint8 or uint16 image, got {img.dtype} {img.shape}")
-    H, W = img.shape
-    bpp = img.dtype.itemsize
-    raw = np.ascontiguousarray(img.astype('>u2') if bpp == 2 else img).view(np.uint8).reshape(H, W*bpp)
-    rows = np.empty((H, W*bpp + 1), np.uint8)
-    rows[:, 0] = 1                                   # filter type 1 (Sub): each byte minus the byte one pixel left
-    rows[:, 1:bpp + 1] = raw[:, :bpp]
-    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=rows[:, bpp + 1:])
-    z = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', W, H, 8*bpp, 0, 0, 0, 0))
-            + chunk(b'IDAT', z.compress(rows.tobytes()) + z.flush()) + chunk(b'IEND', b''))
-
 def _exact_polygon(shape):
     "Drop the vertices in the middle of straight runs of a pixel-traced polygon: the same pixels, fewer points."
     if shape.shape_type != 'polygon' or len(shape.points) < 4: return shape
@@ -573,18 +530,3 @@ def synth(out_dir:str, # folder to write the images and annotations to
         print(f"wrote {n} synthetic {W}x{H} {bits}-bit images with {n_worms} worms ({summary['crossing']:.0%} crossing another) "
               f"to {out} as {'LabelMe' if format == 'labelme' else 'COCO'}")
     return summary
-
-# %% ../nbs/04_synth.ipynb #46544a8f
-def bbbc010_wells(root:Path, # the BBBC010 folder (with BBBC010_v1_images/ and BBBC010_v1_foreground_eachworm/)
-                  n:int|None=None, # at most this many wells (in name order)
-                 )->list: # (well, image (H, W) uint16, masks (N, H, W) bool)
-    "A light reader of BBBC010 brightfield wells for comparisons; `brnet_kit.bbbc010` is the full importer."
-    import tifffile
-    root = Path(root)
-    imgs = {p.name.split('_')[6]: p for p in sorted((root/'BBBC010_v1_images').glob('*_w2_*.tif'))}
-    out = []
-    for well in sorted(imgs)[:n]:
-        ms = sorted((root/'BBBC010_v1_foreground_eachworm').glob(f'{well}_*_ground_truth.png'))
-        if not ms: continue
-        out.append((well, tifffile.imread(imgs[well]), np.stack([np.array(Image.open(m)) > 0 for m in ms])))
-    return out

@@ -4,12 +4,12 @@
 
 # %% ../nbs/55_zoo.ipynb #72cbd3ac
 from __future__ import annotations
-import csv, hashlib, json, time
+import csv, hashlib, time
 from pathlib import Path
 
 import torch
 
-from .core import BrnetError, atomic_open, atomic_write, write_json
+from .core import BrnetError, atomic_open, atomic_write, read_json, write_json
 from .settings import load_preset
 from .model import BASELINE, MODELS_DIR, bundled_models, load_model, model_path
 from .train import train
@@ -147,7 +147,7 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
     ci = paired_bootstrap(bb[1], results, n=1000, seed=0)   # one model: intervals of its own scores
     hours = sum(float(x) for st in ('pretrain', 'bbbc010') if (work/st/'log.csv').exists()
                 for x in _seconds(work/st/'log.csv'))/3600
-    tr, va = (json.loads(Path(f).read_text()) for f in bb)
+    tr, va = (read_json(f, 'annotations') for f in bb)
     card = dict(name=name, about=r['about'], not_for=NOT_FOR, preset=r['preset'],
                 switches={k: str(v) for k, v in {**r['switches'], **opts}.items()},
                 backbone=p.backbone, pretrain_steps=p.pretrain_steps, pretrain_images=p.pretrain_images, steps=p.max_steps,
@@ -184,7 +184,7 @@ def models(card:str|None=None, # print this bundled model's whole card
         return names
     if not names: print(f"no bundled models in {MODELS_DIR}")
     for n in names:
-        c = json.loads((MODELS_DIR/f'{n}.json').read_text(encoding='utf-8'))
+        c = read_json(MODELS_DIR/f'{n}.json', 'model card')
         s = c.get('scores', {})
         print(f"{n}\n  {c.get('about', '')}\n  held-out BBBC010 wells ({c.get('val_wells')} wells, {c.get('val_worms')} worms): "
               f"AP {s.get('AP', float('nan')):.3f}, AP50 {s.get('AP50', float('nan')):.3f}, "

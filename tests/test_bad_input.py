@@ -159,7 +159,7 @@ CASES = [
     ('evaluate-word-score', ['evaluate', '{w}/coco/annotations.json', '{w}/res_words.json'], 2, ['detection 0', "numeric 'score'"]),
     ('evaluate-word-box', ['evaluate', '{w}/coco/annotations.json', '{w}/res_box.json'], 2, ['detection 0', 'bbox']),
     ('evaluate-gt-not-objects', ['evaluate', '{w}/coco/gt_ints.json', '{w}/res.json'], 2, ['gt_ints.json: annotation #1', 'not a JSON object']),
-    ('evaluate-gt-text-size', ['evaluate', '{w}/coco/gt_text_size.json', '{w}/res.json'], 2, ['gt_text_size.json: image entry', 'integer height']),
+    ('evaluate-gt-text-size', ['evaluate', '{w}/coco/gt_text_size.json', '{w}/res.json'], 2, ['gt_text_size.json: image #1', 'integer height']),
     ('evaluate-out-under-file', ['evaluate', '{w}/coco/annotations.json', '{w}/res.json', '--out', '{w}/a_file/m.json'], 2, ['a_file/m.json', 'cannot write']),
     ('evaluate-fifo', ['evaluate', '{w}/coco/annotations.json', '{w}/res_pipe.json'], 2, ['res_pipe.json', 'FIFO']),
     ('evaluate-not-json', ['evaluate', '{w}/coco/annotations.json', '{w}/notjson.json'], 2, ['notjson.json', 'JSON']),

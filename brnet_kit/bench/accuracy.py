@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..core import BrnetError, atomic_open, shared_data, write_json
+from ..core import BrnetError, atomic_open, read_json, shared_data, write_json
 from ..settings import load_preset
 from ..synth import synth
 from ..bbbc010 import import_bbbc010
@@ -90,7 +90,7 @@ def train_row(out:str|Path, # the run's folder
     out = Path(out)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     go_on = resume and (out/'last.pt').exists()
-    before = json.loads((out/'row.json').read_text()) if go_on and (out/'row.json').exists() else {}   # earlier sessions' times
+    before = read_json(out/'row.json', 'row record') if go_on and (out/'row.json').exists() else {}   # earlier sessions' times
     # batches are made in this process (num_workers 0): a crop costs milliseconds, and loader processes
     # started anew each epoch would cost more than they save (they are spawned, not forked, in a worker)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -352,7 +352,7 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
                                 preset=preset, steps=steps, resume=resume, overrides=overrides)
     if data == 'bbbc010' and pretrain: res['pretraining'] = {s: trained['synthetic', FULL, s] for s in seed_list}
     for ds in [d for d in sets if d == 'bbbc010' or data != 'bbbc010']:
-        n_tr, n_va = (len(json.loads(Path(f).read_text())['images']) for f in sets[ds])
+        n_tr, n_va = (len(read_json(f, 'annotations')['images']) for f in sets[ds])
         what = (f"(a) synthetic worms: {n_tr} training / {n_va} validation images of {synth_size}" if ds == 'synthetic' else
                 f"(b) BBBC010 brightfield: {n_tr} training / {n_va} validation wells")
         res[ds] = dict(what=what, **_score_rows(ds, [n for n in names if (ds, n, seed_list[0]) in trained], seed_list, trained, runs,
