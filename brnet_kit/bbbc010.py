@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_bbbc010.ipynb #2ccccd63
 from __future__ import annotations
-import hashlib, json, re, socket, threading, typing, zipfile, zlib
+import hashlib, json, re, socket, threading, typing, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,37 +15,15 @@ from PIL import Image
 from .core import BrnetError, atomic_open, atomic_write, progress, record_outputs, write_json
 from .coco import parse_split, split_names, write_dataset
 from .labelme import png_bytes, write_labelme
-from .synth import worm_shapes, synth_image
+from .synth import worm_shapes
 
 # %% auto #0
-__all__ = ['IMAGES', 'MASKS', 'CHANNELS', 'URLS', 'MD5', 'fake_bbbc010', 'BBBCWell', 'scan_bbbc010', 'read_tiff', 'read_masks',
-           'bbbc010_wells', 'to_model_range', 'to_8bit', 'split_wells', 'download_bbbc010', 'import_bbbc010']
+__all__ = ['IMAGES', 'MASKS', 'CHANNELS', 'URLS', 'MD5', 'BBBCWell', 'scan_bbbc010', 'read_tiff', 'read_masks', 'bbbc010_wells',
+           'to_model_range', 'to_8bit', 'split_wells', 'download_bbbc010', 'import_bbbc010']
 
 # %% ../nbs/05_bbbc010.ipynb #59052dc7
 IMAGES, MASKS = 'BBBC010_v1_images', 'BBBC010_v1_foreground_eachworm'
 CHANNELS = {'brightfield': 'w2', 'fluorescence': 'w1'} # channel name -> file-name code
-
-def _tif_name(well:str, code:str)->str:
-    return f'1649_1109_0003_Amp5-1_B_20070424_{well}_{code}_{zlib.crc32(f"{well}{code}".encode()):08X}-FAKE.tif'
-
-def fake_bbbc010(folder:str|Path, # where to write the two BBBC010 folders
-                 size:tuple=(160, 120), # (width, height) of the images
-                )->Path:
-    "A tiny BBBC010-like folder from synthetic worms: wells A01, A02 (PackBits), B01, C13 (masks only), D24 (no w2), E01 (no masks)."
-    folder = Path(folder); (folder/IMAGES).mkdir(parents=True, exist_ok=True); (folder/MASKS).mkdir(parents=True, exist_ok=True)
-    W, H = size
-    for k, well in enumerate(['A01', 'A02', 'B01', 'C13', 'D24', 'E01']):
-        s = synth_image(5, k, size=size, worms=(3, 5), length=(45, 70), overlap=0.7, bits=16)
-        fluo = (95 + 300*s.masks.sum(0) + 20*np.random.default_rng(k).random((H, W))).astype(np.uint16)
-        if well != 'E01':
-            for j, m in enumerate(s.masks, 1): Image.fromarray((m*255).astype(np.uint8)).save(folder/MASKS/f'{well}_{j:02d}_ground_truth.png')
-        if well == 'C13': continue
-        for code, img in (('w1', fluo), ('w2', s.image)):
-            if well == 'D24' and code == 'w2': continue
-            p = folder/IMAGES/_tif_name(well, code)
-            if well == 'A02': Image.fromarray(img).save(p, compression='packbits')   # Pillow writes 16-bit PackBits
-            else: tifffile.imwrite(p, img)
-    return folder
 
 # %% ../nbs/05_bbbc010.ipynb #7279089b
 @dataclass

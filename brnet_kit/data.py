@@ -14,53 +14,11 @@ import torch
 
 from .core import BrnetError
 from .settings import Preset, load_preset
-from .coco import load_coco, read_image, write_dataset
+from .coco import load_coco, read_image
 
 # %% auto #0
-__all__ = ['toy_coco', 'scale_image', 'image_to_tensor', 'View', 'sample_view', 'warp_masks', 'warp_image', 'photometric',
-           'Augmentation', 'masks_to_boxes', 'WormDataset', 'collate_fn']
-
-# %% ../nbs/10_data.ipynb #59121d78
-def _bar(h, w, p0, p1, radius):
-    "Pixels within `radius` of the segment p0-p1 (x, y), as an (h,w) bool array."
-    yy, xx = np.mgrid[:h, :w].astype(np.float32)
-    d = np.asarray(p1, np.float32) - np.asarray(p0, np.float32)
-    t = np.clip(((xx - p0[0])*d[0] + (yy - p0[1])*d[1]) / max(float(d @ d), 1e-6), 0, 1)
-    return (xx - p0[0] - t*d[0])**2 + (yy - p0[1] - t*d[1])**2 <= radius**2
-
-def toy_coco(out_dir:str|Path, # folder for the images and `annotations.json`
-             n_images:int=4, # how many images
-             size:tuple[int,int]=(96, 128), # (height, width) of each image
-             worms:tuple[int,int]=(3, 6), # least and most worms per image
-             bit_depth:Literal[8,16]=8, # 8-bit PNG or 16-bit TIFF images
-             rgb:bool=False, # write RGB images instead of grey ones
-             crowd:bool=False, # mark the last worm of each image as a crowd region (`iscrowd`)
-             seed:int=0, # the random seed
-            )->Path: # the annotations file
-    "Write a tiny COCO dataset of crossing bars (not realistic worms) for lessons and tests."
-    from PIL import Image
-    import tifffile
-    out_dir = Path(out_dir); (out_dir/'images').mkdir(parents=True, exist_ok=True)
-    rng, (h, w), items = np.random.default_rng(seed), size, []
-    for i in range(n_images):
-        n = int(rng.integers(worms[0], worms[1] + 1))
-        masks = []
-        while len(masks) < n:
-            p0, p1 = rng.uniform([0, 0], [w, h], size=(2, 2))
-            if np.hypot(*(p1 - p0)) < min(h, w)/3: continue
-            masks.append(_bar(h, w, p0, p1, rng.uniform(2, 4)))
-        masks = np.stack(masks)
-        top = 2**bit_depth - 1
-        img = 0.8 - 0.5*np.clip(masks.sum(0), 0, 1.2) + rng.normal(0, 0.03, (h, w))  # dark worms, bright well
-        img = np.clip(img*0.9*top, 0, top).astype(np.uint8 if bit_depth == 8 else np.uint16)
-        if rgb: img = np.stack([img, img, img//2], -1)
-        name = f'images/toy_{i:03d}.' + ('png' if bit_depth == 8 else 'tif')
-        if bit_depth == 8: Image.fromarray(img).save(out_dir/name)
-        else: tifffile.imwrite(out_dir/name, img)
-        items.append(dict(file_name=name, height=h, width=w, masks=masks, labels=['worm']*n,
-                          iscrowd=[crowd and j == n - 1 for j in range(n)]))
-    paths = write_dataset(out_dir, items, ['worm'])
-    return next(iter(paths.values()))
+__all__ = ['scale_image', 'image_to_tensor', 'View', 'sample_view', 'warp_masks', 'warp_image', 'photometric', 'Augmentation',
+           'masks_to_boxes', 'WormDataset', 'collate_fn']
 
 # %% ../nbs/10_data.ipynb #e7fe1c32
 def scale_image(image:np.ndarray, # (H,W), (H,W,1), (H,W,3) or (H,W,4); bool, integer or float

@@ -615,18 +615,6 @@ def instances(lf:LabelMeFile, # a file read by `read_labelme`
                             image_size=(H, W), shape_ids=[p[0] for p in parts]))
     return out
 
-# %% ../nbs/01_labelme.ipynb #6f74168f
-def _demo_file(folder:Path, name:str, shapes:list, size=(40, 60), image=True, **kw)->Path:
-    "Write a small LabelMe file (and its image) for lessons and tests."
-    H, W = size
-    if image: Image.fromarray(np.full((H, W), 128, np.uint8)).save(folder/f'{Path(name).stem}.png')
-    d = dict(version='5.5.0', flags={}, shapes=shapes, imagePath=f'{Path(name).stem}.png', imageData=None,
-             imageHeight=H, imageWidth=W)
-    d.update(kw)
-    p = folder/name
-    p.write_text(json.dumps(d))
-    return p
-
 # %% ../nbs/01_labelme.ipynb #c6fa3e7b
 def _trace(comp:np.ndarray, tolerance:float)->np.ndarray:
     "The outer boundary of one 8-connected component as (x, y) vertices on boundary pixel centres."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_model.ipynb #18e1d2a5
 from __future__ import annotations
-import contextlib, math, pickle, re
+import contextlib, pickle, re
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,14 +26,13 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from .core import BrnetError, atomic_open, check_checkpoint_file, get_device
 from .settings import ModelSettings, Preset, load_preset
 from .uam import UAMFeaturePyramidNetwork
-from .heads import (EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, RecombinationModule,
-                             decompose_masks)
+from .heads import EXTRA_OUTPUTS, EXTRA_TARGETS, BilayerModule, BRNetRoIHeads, RecombinationModule
 
 # %% auto #0
-__all__ = ['BACKBONES', 'BASELINE', 'TINY', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
+__all__ = ['BACKBONES', 'BASELINE', 'MODELS_DIR', 'BRNetConfig', 'load_backbone_weights', 'fpn_backbone',
            'fpn_backbone_from_config', 'anchor_generator', 'paste_masks', 'BRNetTransform', 'BRNet', 'build_model',
-           'torchvision_maskrcnn', 'toy_batch', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model',
-           'checkpoint_preset', 'load_model', 'model_from_checkpoint']
+           'torchvision_maskrcnn', 'extra_masks_on', 'bundled_models', 'model_path', 'save_model', 'checkpoint_preset',
+           'load_model', 'model_from_checkpoint']
 
 # %% ../nbs/13_model.ipynb #e850e17e
 BACKBONES = ('resnet50', 'resnet18', 'resnet34', 'mobilenet_v2', 'mobilenet_v3')
@@ -344,44 +343,6 @@ def torchvision_maskrcnn(preset:str|Preset='paper', # a preset name or a `Preset
                      **_detector_kwargs(c))
     if c.min_size == 0: model.transform = BRNetTransform.from_transform(model.transform)   # torchvision has no native size
     return model
-
-# %% ../nbs/13_model.ipynb #1aa6cc77
-def toy_batch(n:int=2, # number of images
-              size:int|tuple[int, int]=128, # image size, or (H, W)
-              worms:int=6, # worms per image (0: empty images)
-              seed:int=0, # random seed
-              device=None, # torch device of the tensors
-             )->tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]: # images (3,H,W) in [0,1], targets
-    "Random images of straight crossing worms, with their boxes, labels and masks."
-    g = torch.Generator().manual_seed(seed)
-    H, W = (size, size) if isinstance(size, int) else size
-    yy, xx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing='ij')
-    images, targets = [], []
-    for _ in range(n):
-        masks = []
-        while len(masks) < worms:
-            cy, cx = torch.rand(2, generator=g) * torch.tensor([H, W])
-            a = torch.rand(1, generator=g).item() * math.pi
-            half = (0.15 + 0.2 * torch.rand(1, generator=g).item()) * min(H, W)
-            u = (xx - cx) * math.cos(a) + (yy - cy) * math.sin(a)
-            v = -(xx - cx) * math.sin(a) + (yy - cy) * math.cos(a)
-            m = (u.abs() <= half) & (v.abs() <= 2.5)
-            if m.sum() >= 20: masks.append(m)
-        masks = torch.stack(masks) if masks else torch.zeros(0, H, W, dtype=torch.bool)
-        boxes = []
-        for m in masks:
-            ys, xs = torch.where(m)
-            boxes.append(torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float())
-        img = 0.2 + 0.05 * torch.randn(H, W, generator=g) + 0.6 * masks.any(0).float()
-        images.append(img.clamp(0, 1).expand(3, H, W).contiguous().to(device))
-        targets.append(dict(boxes=(torch.stack(boxes) if boxes else torch.zeros(0, 4)).to(device),
-                            labels=torch.ones(len(masks), dtype=torch.int64, device=device),
-                            masks=masks.to(torch.uint8).to(device)))
-    return images, targets
-
-# %% ../nbs/13_model.ipynb #4baf7bc4
-TINY = dict(min_size=128, max_size=128, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
-            rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_batch_size_per_image=32, box_detections_per_img=20)
 
 # %% ../nbs/13_model.ipynb #c9fe1979
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .core import BrnetError, atomic_write, progress, record_outputs, write_json
+from .core import BrnetError, atomic_write, progress, record_outputs
 from .coco import parse_split, split_names, write_dataset
 from .labelme import masks_to_shapes, png_bytes, write_labelme
 from .measure import measure_worm

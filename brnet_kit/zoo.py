@@ -11,7 +11,7 @@ import torch
 
 from .core import BrnetError, atomic_open, atomic_write, read_json, write_json
 from .settings import load_preset
-from .model import BASELINE, MODELS_DIR, bundled_models, load_model, model_path
+from .model import BASELINE, MODELS_DIR, bundled_models
 from .train import train
 from .evaluate import paired_bootstrap
 from .bench.accuracy import synthetic_data, bbbc010_data, score_model

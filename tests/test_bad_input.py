@@ -15,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brnet_kit.labelme import _demo_file
+from brnet_kit.testing import TINY, labelme_file
 
 LIMIT_S = 10
 ctx = mp.get_context('fork') if sys.platform.startswith('linux') else None
 pytestmark = pytest.mark.skipif(ctx is None, reason='the cases run in forked children (Linux)')
-
-TINY = dict(min_size=64, max_size=96, fpn_channels=16, mask_head_channels=16, bsm_channels=8, scrm_channels=8,
-            rpn_pre_nms_top_n_test=60, rpn_post_nms_top_n_test=30, box_detections_per_img=20)
 
 
 def _child(fn, args, out, err):
@@ -81,17 +78,17 @@ def world(tmp_path_factory):
     w = tmp_path_factory.mktemp('world')
     def folder(name, *files):
         d = w/name; d.mkdir()
-        for f in files: _demo_file(d, f, [WORM])
+        for f in files: labelme_file(d, f, [WORM])
         return d
     good = folder('good', 'a.json', 'b.json')
     mixed = folder('mixed', 'a.json'); (mixed/'broken.json').write_text('{"shapes": [')
     fifo = folder('fifo'); os.mkfifo(fifo/'pipe.json')
     rand = folder('rand'); (rand/'rand.json').symlink_to('/dev/urandom')
     bomb = folder('bomb'); (bomb/'bomb.png').write_bytes(_png_claiming(100000, 100000))
-    _demo_file(bomb, 'bomb.json', [WORM], image=False, imagePath='bomb.png', imageHeight=100000, imageWidth=100000)
+    labelme_file(bomb, 'bomb.json', [WORM], image=False, imagePath='bomb.png', imageHeight=100000, imageWidth=100000)
     latin = folder('latin', 'x.json'); os.rename(latin/'x.json', os.fsencode(latin) + b'/caf\xe9.json')
     junk_img = folder('junkimg'); (junk_img/'j.png').write_bytes(b'plain words, not an image')
-    _demo_file(junk_img, 'j.json', [WORM], image=False, imagePath='j.png')
+    labelme_file(junk_img, 'j.json', [WORM], image=False, imagePath='j.png')
 
     from brnet_kit.coco import convert
     import contextlib, io

@@ -11,7 +11,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from brnet_kit.core import BrnetError, shared_data
-from brnet_kit.labelme import Shape, write_labelme, read_labelme, instances, _demo_file, shape_to_mask
+from brnet_kit.labelme import Shape, write_labelme, read_labelme, instances, shape_to_mask
+from brnet_kit.testing import labelme_file
 from brnet_kit.decompose import decompose
 from brnet_kit import coco
 from brnet_kit.coco import (box_rles, mask_to_rle, rle_to_mask, annotate, convert, write_dataset, load_coco, read_image,
@@ -102,7 +103,7 @@ def test_annotate_matches_full_size_decomposition(tmp_path_factory, seed):
     H, W = 60, 80
     shapes = [dict(label='worm', points=_quad(rng, rng.uniform(0, W - 20), rng.uniform(0, H - 20)), shape_type='polygon',
                    group_id=int(rng.integers(0, 3)) if rng.random() < 0.3 else None) for k in range(rng.integers(1, 7))]
-    lf = read_labelme(_demo_file(tmp_path_factory.mktemp('a'), 'a.json', shapes, size=(H, W)))
+    lf = read_labelme(labelme_file(tmp_path_factory.mktemp('a'), 'a.json', shapes, size=(H, W)))
     ins = instances(lf)
     _check_annotations(annotate(ins, lf.size), ins)
 
@@ -117,7 +118,7 @@ def test_annotate_several_images_at_once(tmp_path_factory, seed):
     for i in range(int(rng.integers(2, 5))):   # worms in a small area: those of different images lie on top of each other
         shapes = [dict(label='__ignore__' if rng.random() < 0.15 else 'worm', points=_quad(rng, rng.uniform(0, 25), rng.uniform(0, 15)),
                        shape_type='polygon', group_id=None) for k in range(int(rng.integers(0, 5)))]
-        lf = read_labelme(_demo_file(d, f'{i}.json', shapes, size=(40, 50)))
+        lf = read_labelme(labelme_file(d, f'{i}.json', shapes, size=(40, 50)))
         images.append((instances(lf), lf.size))
     for (ins, size), anns in zip(images, coco._annotate_images(images)): _check_annotations(anns, ins)
 
@@ -198,10 +199,10 @@ def worm(x, y, w=30, h=6, label='worm', **kw):
 @pytest.fixture
 def folder(tmp_path):
     src = tmp_path/'labelme'; (src/'sub').mkdir(parents=True)
-    _demo_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30), worm(40, 30, w=10)], size=(40, 60))
-    _demo_file(src, 'b.json', [worm(2, 2)], size=(40, 60))
-    _demo_file(src/'sub', 'c.json', [worm(5, 5), worm(5, 5, label='__ignore__')], size=(40, 60))
-    _demo_file(src, 'e_bad.json', [worm(2, 2), dict(worm(2, 2), shape_type='ellipse')], size=(40, 60))
+    labelme_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30), worm(40, 30, w=10)], size=(40, 60))
+    labelme_file(src, 'b.json', [worm(2, 2)], size=(40, 60))
+    labelme_file(src/'sub', 'c.json', [worm(5, 5), worm(5, 5, label='__ignore__')], size=(40, 60))
+    labelme_file(src, 'e_bad.json', [worm(2, 2), dict(worm(2, 2), shape_type='ellipse')], size=(40, 60))
     return src
 
 def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
@@ -543,7 +544,7 @@ def test_coiled_worm_becomes_polygons_without_the_hole(tmp_path):
 
 def test_worm_touching_an_ignore_region_is_not_crossing(tmp_path):
     src = tmp_path/'lm'; src.mkdir()
-    _demo_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30),              # two worms crossing
+    labelme_file(src, 'a.json', [worm(2, 10), worm(20, 2, w=6, h=30),              # two worms crossing
                                worm(35, 30, w=20), worm(50, 20, w=9, h=19, label='__ignore__')], size=(40, 60))  # a worm into an ignore region
     s = quiet(convert, src, tmp_path/'out', raster='labelme')   # LabelMe's drawing: the worm's outline reaches into the region
     assert (s['instances'], s['overlapping_instances'], s['crowd_regions']) == (3, 2, 1)

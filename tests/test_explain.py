@@ -12,7 +12,8 @@ import torch
 from brnet_kit.core import BrnetError
 from brnet_kit.explain import (METHODS, attribute, detect, explain_figure, fixed_box_logits, gradcam_layers,
                                show_worm, worm_forward)
-from brnet_kit.model import BASELINE, TINY, build_model, toy_batch
+from brnet_kit.model import BASELINE, build_model
+from brnet_kit.testing import TINY, toy_batch
 
 
 @pytest.fixture(scope='module')
@@ -20,7 +21,7 @@ def model():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     # the image below is 100×150: the transform scales it by 1.28 (min_size 128) and pads it to 128×192
-    return build_model('demo', **{**TINY, 'max_size': 256}, box_score_thresh=0.0).eval()
+    return build_model('demo', **TINY, min_size=128, max_size=256, box_score_thresh=0.0).eval()
 
 
 @pytest.fixture(scope='module')

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from brnet_kit.core import BrnetError, shared_data
 from brnet_kit.labelme import (Shape, read_labelme, shape_to_mask, instances, masks_to_shapes, write_labelme,
-                               load_image, _demo_file, _shape_box_masks)
+                               load_image, _shape_box_masks)
+from brnet_kit.testing import labelme_file
 
 lm_shape = pytest.importorskip('labelme.utils.shape', reason='labelme (the reference drawing) is not installed')
 EXAMPLES = shared_data('labelme-examples')
@@ -266,7 +267,7 @@ def _poly(pts, **kw): return {**dict(label='worm', points=pts, shape_type='polyg
     ([dict(_poly([[1, 1], [4, 4]]), shape_type='mask', mask='not base64!')], {}, "`mask` is not a base64 PNG"),
 ])
 def test_bad_input_messages(tmp_path, shapes_, kw, msg):
-    f = _demo_file(tmp_path, 'bad.json', shapes_, size=(10, 20), **kw)
+    f = labelme_file(tmp_path, 'bad.json', shapes_, size=(10, 20), **kw)
     with pytest.raises(BrnetError, match='bad.json') as e: read_labelme(f)
     assert msg in str(e.value), str(e.value)
     assert '\n' not in str(e.value)
@@ -283,14 +284,14 @@ def test_bad_json_and_not_labelme(tmp_path):
 def test_tiny_self_crossing_is_accepted_figure_eight_is_not(tmp_path):
     # a square whose pen path makes a tiny loop at one corner: LabelMe draws it, so do we
     loop = [[2, 2], [30, 2], [30, 30], [2, 30], [2, 1.5], [2.5, 3], [1.5, 3]]
-    assert len(read_labelme(_demo_file(tmp_path, 'loop.json', [_poly(loop)], size=(40, 40))).shapes) == 1
+    assert len(read_labelme(labelme_file(tmp_path, 'loop.json', [_poly(loop)], size=(40, 40))).shapes) == 1
     eight = [[2, 2], [30, 30], [30, 2], [2, 30]]
-    with pytest.raises(BrnetError, match='crosses itself'): read_labelme(_demo_file(tmp_path, 'eight.json', [_poly(eight)], size=(40, 40)))
+    with pytest.raises(BrnetError, match='crosses itself'): read_labelme(labelme_file(tmp_path, 'eight.json', [_poly(eight)], size=(40, 40)))
 
 
 def test_legacy_numbered_labels_only_in_legacy_files(tmp_path):
     "person-2 means (person, 2) only in files without group_id; a current file keeps the label as written."
-    new = _demo_file(tmp_path, 'new.json', [_poly([[1, 1], [9, 1], [1, 9]], label='tail-2')], size=(10, 20))
+    new = labelme_file(tmp_path, 'new.json', [_poly([[1, 1], [9, 1], [1, 9]], label='tail-2')], size=(10, 20))
     assert read_labelme(new).shapes[0].label == 'tail-2'
     d = json.loads(new.read_text()); [s.pop('group_id') for s in d['shapes']]; d.pop('version')
     (tmp_path/'old.json').write_text(json.dumps(d))

@@ -139,11 +139,11 @@ def _converted(tmp_path, folders=('day1',)):
     "LabelMe files (one worm each) in sub-folders of tmp/images, converted into tmp/runs/coco: far from the images."
     import contextlib, io
     from brnet_kit.coco import convert
-    from brnet_kit.labelme import _demo_file
+    from brnet_kit.testing import labelme_file
     worm = [dict(label='worm', points=[[10, 10], [50, 10], [50, 18], [10, 18]], shape_type='polygon')]
     for f in folders:
         (tmp_path/'images'/f).mkdir(parents=True)
-        _demo_file(tmp_path/'images'/f, 'a.json', worm)
+        labelme_file(tmp_path/'images'/f, 'a.json', worm)
     with contextlib.redirect_stdout(io.StringIO()): convert(str(tmp_path/'images'), str(tmp_path/'runs'/'coco'))
     return tmp_path/'runs'/'coco'/'annotations.json'
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from brnet_kit.core import BrnetError
-from brnet_kit.model import BASELINE, TINY, BRNetConfig, build_model, extra_masks_on, toy_batch, torchvision_maskrcnn
+from brnet_kit.model import BASELINE, BRNetConfig, build_model, extra_masks_on, torchvision_maskrcnn
+from brnet_kit.testing import TINY, toy_batch
 
 torch.set_num_threads(1)
 
@@ -61,7 +62,7 @@ def test_every_ablation_trains_and_predicts(batch, uam, sw):
                                 dict(scrm=False, consistency=True), dict(backbone='resnet101'), dict(bsm_channels=0)])
 def test_invalid_settings_fail_clearly(sw):
     with pytest.raises(BrnetError, match='model settings'):
-        build_model('demo', **TINY, **{**dict(scrm=True, consistency=False), **sw})
+        build_model('demo', **{**TINY, 'scrm': True, 'consistency': False, **sw})
 
 
 @pytest.mark.parametrize('backbone,layers', [('resnet18', ''), ('resnet34', ''), ('mobilenet_v2', ''), ('mobilenet_v3', ''),
@@ -129,8 +130,8 @@ def test_native_size_is_no_resize(batch):
     "min_size = 0: the model sees images at their own size; on 128-px images that is min_size = max_size = 128 exactly."
     images, targets = batch
     torch.manual_seed(0)
-    native = build_model('demo', **{**TINY, 'min_size': 0, 'max_size': 0})
-    sized = build_model('demo', **TINY)                       # TINY: min_size = max_size = 128, the images' size
+    native = build_model('demo', **TINY, min_size=0, max_size=0)
+    sized = build_model('demo', **TINY, min_size=128, max_size=128)       # the images' size
     sized.load_state_dict(native.state_dict())
     assert native.transform.native and not sized.transform.native
     sized.transform.torch_choice = lambda sizes: sizes[0]     # torchvision draws a random min_size in training: no draw
@@ -149,16 +150,16 @@ def test_native_size_is_no_resize(batch):
 def test_native_size_keeps_each_image_size():
     "Different sizes in one batch keep their own scale: a worm's box comes out where the image has it."
     torch.manual_seed(0)
-    model = build_model('demo', **{**TINY, 'min_size': 0, 'max_size': 0}).eval()
+    model = build_model('demo', **TINY, min_size=0, max_size=0).eval()
     seen = []
     model.backbone.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
     imgs = [toy_batch(1, (96, 160), seed=2)[0][0], toy_batch(1, (130, 70), seed=3)[0][0]]
     with torch.no_grad(): out = model(imgs)
     assert seen == [(160, 160)]                               # padded to a multiple of 32, never resized
     assert [tuple(o['masks'].shape[-2:]) for o in out] == [(96, 160), (130, 70)]
-    ref = torchvision_maskrcnn('demo', **{**TINY, 'min_size': 0, 'max_size': 0}, **BASELINE)
+    ref = torchvision_maskrcnn('demo', **TINY, min_size=0, max_size=0, **BASELINE)
     assert ref.transform.native
-    with pytest.raises(BrnetError, match='min_size must be 0'): build_model('demo', **{**TINY, 'min_size': -1})
+    with pytest.raises(BrnetError, match='min_size must be 0'): build_model('demo', **TINY, min_size=-1)
 
 
 @pytest.mark.parametrize('preset', ['cpu', 'demo'])

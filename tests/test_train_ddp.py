@@ -7,11 +7,10 @@ from pathlib import Path
 
 import torch
 
+from brnet_kit.testing import TINY, toy_coco
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(min_size=64, max_size=96, fpn_channels=16, mask_head_channels=16, bsm_channels=8, scrm_channels=8,
-            rpn_pre_nms_top_n_train=60, rpn_post_nms_top_n_train=30, rpn_pre_nms_top_n_test=60, rpn_post_nms_top_n_test=30,
-            rpn_batch_size_per_image=32, box_batch_size_per_image=16, box_detections_per_img=20,
-            batch_size=4, crop_size=64, warmup_iters=2, num_workers=0, lr=1e-3, lr_final=1e-4, save_every=2)
+SETTINGS = dict(TINY, batch_size=4, save_every=2)     # a batch of 2 per process; a checkpoint mid-run
 
 WORKER = r'''
 import json, os, sys
@@ -34,12 +33,11 @@ torch.save(dict(end=model.state_dict(), start=start, step=r['step'], world=os.en
 
 
 def test_two_cpu_processes_end_identical(tmp_path):
-    from brnet_kit.data import toy_coco
     ann = toy_coco(tmp_path/'data', n_images=6, size=(72, 88), seed=3)
     (tmp_path/'worker.py').write_text(WORKER)
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     cmd = [str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2',
-           str(tmp_path/'worker.py'), str(tmp_path), str(ann), json.dumps(TINY)]
+           str(tmp_path/'worker.py'), str(tmp_path), str(ann), json.dumps(SETTINGS)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
     r0, r1 = (torch.load(tmp_path/f'rank{r}.pt', weights_only=True) for r in (0, 1))

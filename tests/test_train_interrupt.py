@@ -5,11 +5,10 @@ from pathlib import Path
 
 import torch
 
+from brnet_kit.testing import TINY, toy_coco
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(min_size=64, max_size=96, fpn_channels=16, mask_head_channels=16, bsm_channels=8, scrm_channels=8,
-            rpn_pre_nms_top_n_train=60, rpn_post_nms_top_n_train=30, rpn_pre_nms_top_n_test=60, rpn_post_nms_top_n_test=30,
-            rpn_batch_size_per_image=32, box_batch_size_per_image=16, box_detections_per_img=20,
-            batch_size=2, crop_size=64, warmup_iters=2, num_workers=0, save_every=1000)
+SETTINGS = dict(TINY, save_every=1000)     # no checkpoint but the one the interrupt writes
 
 WORKER = r'''
 import json, sys, torch
@@ -22,12 +21,11 @@ except BrnetError as e: print('BrnetError:', e); sys.exit(2)
 
 
 def test_sigint_saves_and_resumes(tmp_path):
-    from brnet_kit.data import toy_coco
     from brnet_kit.train import train
     ann = toy_coco(tmp_path/'data', n_images=4, size=(72, 88), seed=0)
     run, log = tmp_path/'run', tmp_path/'run'/'log.csv'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
-    p = subprocess.Popen([sys.executable, '-c', WORKER, str(ann), str(run), json.dumps(TINY)], env=env,
+    p = subprocess.Popen([sys.executable, '-c', WORKER, str(ann), str(run), json.dumps(SETTINGS)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while p.poll() is None and time.time() - t0 < 300:

@@ -9,7 +9,8 @@ import statistics, time
 import torch
 
 from ..core import BrnetError
-from ..model import build_model, toy_batch
+from ..model import build_model
+from ..testing import toy_batch
 from ..explain import attribute, default_layer, detect
 
 # %% auto #0

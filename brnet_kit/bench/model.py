@@ -9,7 +9,8 @@ import contextlib, ctypes, gc, json, os, statistics, subprocess, sys, time
 import torch
 
 from ..core import BrnetError
-from ..model import BASELINE, build_model, extra_masks_on, torchvision_maskrcnn, toy_batch
+from ..model import BASELINE, build_model, extra_masks_on, torchvision_maskrcnn
+from ..testing import toy_batch
 
 # %% auto #0
 __all__ = ['bench_model', 'bench_predict_memory']
