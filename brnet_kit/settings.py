@@ -95,6 +95,7 @@ class ModelSettings:
     box_detections_per_img: int
     box_score_thresh: float
 
+# %% ../nbs/00_settings.ipynb #30fdcc5d
 @dataclass(frozen=True)
 @_paper_defaults
 class Preset(ModelSettings):
