@@ -39,6 +39,7 @@ def _pixel_graph(skel:np.ndarray)->tuple[np.ndarray, np.ndarray, list]:
             nb[a].append((int(j[a]), step)); nb[j[a]].append((int(a), step))
     return ys, xs, nb
 
+# %% ../nbs/03a_measure.ipynb #e246ace4
 def _branches(nb:list)->tuple[np.ndarray, list]:
     "Node degrees, and the branches between nodes (degree != 2) as (u, v, length, pixel indices u..v)."
     deg = np.array([len(x) for x in nb])
@@ -56,6 +57,7 @@ def _branches(nb:list)->tuple[np.ndarray, list]:
             out.append((u, cur, length, pix))
     return deg, out
 
+# %% ../nbs/03a_measure.ipynb #2f792b41
 def _double_sweep(ys:np.ndarray, xs:np.ndarray, nb:list)->list:
     "Pixel indices of the longest shortest path (exact on trees): farthest pixel from pixel 0, then farthest from it."
     n = len(ys)
@@ -68,6 +70,7 @@ def _double_sweep(ys:np.ndarray, xs:np.ndarray, nb:list)->list:
     while path[-1] != a: path.append(int(pred[path[-1]]))
     return path
 
+# %% ../nbs/03a_measure.ipynb #5e996996
 def _longest_trail(skel:np.ndarray, max_branches:int=150, max_steps:int=20000)->tuple[np.ndarray, tuple[bool, bool]]:
     "Longest walk through the skeleton using each branch at most once: (n,2) pixels, and whether each end is a free tip."
     ys, xs, nb = _pixel_graph(skel)
@@ -108,6 +111,7 @@ def _longest_trail(skel:np.ndarray, max_branches:int=150, max_steps:int=20000)->
         order.extend(p if not order else p[1:])
     return np.stack([ys[order], xs[order]], 1), (bool(deg[order[0]] == 1), bool(deg[order[-1]] == 1 and order[-1] != order[0]))
 
+# %% ../nbs/03a_measure.ipynb #399fabe2
 def longest_path(skeleton:np.ndarray, # (H,W) bool, a one-pixel-wide skeleton (one connected piece)
                 )->np.ndarray: # (n,2) int (row, col) of the pixels along the path, end to end
     "The longest walk through a skeleton that uses each branch at most once: a worm's centreline in pixels."
@@ -144,6 +148,7 @@ def _rays(mask:np.ndarray, P:np.ndarray, D:np.ndarray, maxlen:float, step:float=
         exit_ = np.where(D != 0, (pix + 0.5*np.sign(D) - pos)/D, np.inf)  # leave that pixel's square
     return t[k] + np.clip(exit_.min(1), 0, step)
 
+# %% ../nbs/03a_measure.ipynb #ede745b8
 def _end_direction(core:np.ndarray, s:np.ndarray, span:float, end:int)->np.ndarray:
     "Unit direction out of the body at one end (0 = first point, -1 = last) of `core`, from a parabola fit over `span`."
     sel = s <= s[0] + span if end == 0 else s >= s[-1] - span
@@ -152,6 +157,7 @@ def _end_direction(core:np.ndarray, s:np.ndarray, span:float, end:int)->np.ndarr
     else: d = pts[np.argmin(u)] - pts[np.argmax(u)]
     return d/(np.linalg.norm(d) + 1e-12)
 
+# %% ../nbs/03a_measure.ipynb #29954602
 def _prepare(mask:np.ndarray)->tuple[np.ndarray, tuple[int, int]]:
     "The largest 8-connected piece of `mask`, small holes filled, cropped with a 2 px margin; and the crop's offset."
     ys, xs = np.nonzero(mask)
@@ -166,6 +172,7 @@ def _prepare(mask:np.ndarray)->tuple[np.ndarray, tuple[int, int]]:
         m = m | np.isin(hl, small)
     return m, (y0 - 2, x0 - 2)
 
+# %% ../nbs/03a_measure.ipynb #788ee6ce
 def _centreline(m:np.ndarray, sigma:float=1.0, trim:float=1.5)->tuple[np.ndarray, np.ndarray, float]:
     "Tip-to-tip centreline (n,2) of a prepared mask, the trimmed middle part used for widths, and the half-width R."
     dt = ndi.distance_transform_edt(m)
@@ -331,6 +338,7 @@ def image_names(src:str|Path, # the COCO annotations file
     base = os.path.abspath(images) if images is not None else os.path.commonpath(found)
     return [Path(os.path.relpath(p, base)).as_posix() if p else '' for p in paths]
 
+# %% ../nbs/03a_measure.ipynb #421b12eb
 def _predicted_names(src:Path, images=None)->dict:
     "Image id → file name, from the `images.json` that `brnet predict` writes beside its results ({} if there is none)."
     with contextlib.suppress(BrnetError, OSError, ValueError, TypeError, KeyError, AttributeError):   # an unreadable images.json is as none
@@ -339,6 +347,7 @@ def _predicted_names(src:Path, images=None)->dict:
         return dict(zip(ids, image_names(src.parent/'images.json', [str(im['file_name']) for im in ims], images)))
     return {}
 
+# %% ../nbs/03a_measure.ipynb #bdf78624
 def _worm_records(src:Path, data, score_thresh:float, images=None)->list[tuple[dict, dict]]:
     "(row prefix, compressed RLE) per worm of a COCO results list or annotations dict."
     from pycocotools import mask as maskUtils
@@ -370,6 +379,7 @@ def _worm_records(src:Path, data, score_thresh:float, images=None)->list[tuple[d
         recs.append((dict(head, score=float(r.get('score', 1.0))), seg))
     return recs
 
+# %% ../nbs/03a_measure.ipynb #c1cb375f
 def measure(src:str, # a COCO results file (from `brnet predict`) or a COCO annotations file
             out:str|None=None, # write the table to this CSV file
             pixel_size_um:float|None=None, # micrometres per pixel, to add µm and µm² columns
