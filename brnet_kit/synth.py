@@ -190,10 +190,12 @@ def _group_sizes(rng, k:int)->list:
         sizes.append(g); k -= g
     return sizes
 
+# %% ../nbs/04_synth.ipynb #4af9b9fa
 def _rotate(xy, ang):
     c, s = math.cos(ang), math.sin(ang)
     return xy @ np.array([[c, s], [-s, c]])
 
+# %% ../nbs/04_synth.ipynb #90950474
 def _free(xy, H, W, well, margin):
     "Which points (x, y) lie at least `margin` px inside both the image and the well."
     x, y = xy[..., 0], xy[..., 1]
@@ -209,6 +211,7 @@ def _random_points(rng, n:int, H, W, well, margin)->np.ndarray:
         out = np.concatenate([out, p[_free(p, H, W, well, margin)]])
     return out[:n]
 
+# %% ../nbs/04_synth.ipynb #74c81d20
 def place_worms(rng:np.random.Generator, # the random generator to draw from
                 H:int, # image height in pixels
                 W:int, # image width in pixels
@@ -275,6 +278,7 @@ def render_absorbance(worms:list, # `Worm`s in image coordinates
         A[ys, xs] += a[sub]; masks[i, ys, xs] = m[sub]
     return A, masks
 
+# %% ../nbs/04_synth.ipynb #dfa57475
 def _blob(A, cy, cx, ry, rx, ang, amp, rim=0.0):
     "Add an elliptical blob (or, with `rim`, an oval with a darker shell) to A in place."
     H, W = A.shape
@@ -287,6 +291,7 @@ def _blob(A, cy, cx, ry, rx, ang, amp, rim=0.0):
     e = ((c*xx + s*yy)/rx)**2 + ((-s*xx + c*yy)/ry)**2
     A[ys, xs] += amp*np.exp(-e*e) if not rim else amp*np.exp(-e) + rim*np.exp(-((np.sqrt(e) - 1)*min(rx, ry)/1.2)**2)
 
+# %% ../nbs/04_synth.ipynb #e4a827d0
 def add_debris(rng:np.random.Generator, # the random generator to draw from
                A:np.ndarray, # (H, W) absorbance, changed in place
                well:Well, # clutter lies in the well
@@ -303,6 +308,7 @@ def add_debris(rng:np.random.Generator, # the random generator to draw from
         _blob(A, y, x, rx*rng.uniform(0.55, 0.7), rx, rng.uniform(0, np.pi), rng.uniform(0.1, 0.2), rim=rng.uniform(0.3, 0.5))
     return A
 
+# %% ../nbs/04_synth.ipynb #042859c3
 LEVELS = {8: (6., (180., 235.), 255), 16: (90., (2300., 3000.), 65535)} # bits: (dark, bright range, max)
 
 _NORMAL = None
@@ -312,6 +318,7 @@ def _normal_table()->np.ndarray:
     if _NORMAL is None: _NORMAL = np.random.default_rng(20240608).standard_normal(1 << 16).astype(np.float32)
     return _NORMAL
 
+# %% ../nbs/04_synth.ipynb #16707124
 def expose(light:np.ndarray, # (H, W) light reaching the camera, 1 = the bright well
            rng:np.random.Generator, # draws the gain and the noise
            bits:int=8, # 8 or 16
@@ -344,12 +351,14 @@ class SynthImage:
         "(N,) bool: which worms share at least one pixel with another worm."
         return crossing(self.masks, [_box(w) for w in self.worms])
 
+# %% ../nbs/04_synth.ipynb #6f410b75
 def _box(w:Worm)->tuple:
     "The box (x0, y0, x1, y1), end-exclusive, that `render_worm` draws `w` on."
     R = float(w.radius.max())
     (x0, y0), (x1, y1) = np.floor(w.xy.min(0) - R - 2).astype(int), np.ceil(w.xy.max(0) + R + 3).astype(int)
     return int(x0), int(y0), int(x1), int(y1)
 
+# %% ../nbs/04_synth.ipynb #8a8d4ab4
 def crossing(masks:np.ndarray, # (N, H, W) bool, one mask per worm
              boxes:list|None=None, # (x0, y0, x1, y1) per mask holding all its pixels; None: found from the masks
             )->np.ndarray: # (N,) bool
@@ -368,6 +377,7 @@ def crossing(masks:np.ndarray, # (N, H, W) bool, one mask per worm
             if x0 < x1 and y0 < y1 and (masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1]).any(): out[i] = out[j] = True
     return out
 
+# %% ../nbs/04_synth.ipynb #26d467f9
 def synth_image(seed:int=0, # the seed of the whole set
                 index:int=0, # the image's number in the set
                 size:tuple=(512, 512), # (width, height), pixels
