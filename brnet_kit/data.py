@@ -195,6 +195,7 @@ def masks_to_boxes(masks:np.ndarray, # (N,H,W) masks, none empty
     x2, y2 = W - cols[:, ::-1].argmax(1), H - rows[:, ::-1].argmax(1)
     return np.stack([x1, y1, x2, y2], 1).astype(np.float32)
 
+# %% ../nbs/10_data.ipynb #992e6056
 class WormDataset(torch.utils.data.Dataset):
     "Images and per-worm masks (with overlap / non-overlap) of a brnet-kit COCO file, optionally augmented."
     def __init__(self,
@@ -269,6 +270,7 @@ class WormDataset(torch.utils.data.Dataset):
                       iscrowd=torch.zeros(len(m), dtype=torch.int64))
         return torch.from_numpy(img), target
 
+# %% ../nbs/10_data.ipynb #e7c7efce
 def collate_fn(batch:list, # (image, target) pairs from `WormDataset`
               )->tuple[list, list]: # images, targets
     "Keep images of different sizes as a list (the detector batches them itself)."
