@@ -47,6 +47,7 @@ def _numbers(text:str, key:str, kind=int)->tuple:
     try: return tuple(kind(x) for x in str(text).replace(' ', '').split(',') if x)
     except ValueError: raise BrnetError(f"model settings: {key} = '{text}' is not a comma-separated list of {kind.__name__} values") from None
 
+# %% ../nbs/13_model.ipynb #beb40a27
 @dataclass(frozen=True)
 class BRNetConfig(ModelSettings):
     "The model's part of a `Preset` (its `ModelSettings` keys), with what the model builder needs from them."
@@ -114,6 +115,7 @@ def _read_state_dict(path:Path)->dict:
         raise BrnetError(f"{path}: not a state dict (a dict of parameter name -> tensor)")
     return sd
 
+# %% ../nbs/13_model.ipynb #786cef75
 def load_backbone_weights(body:nn.Module, # `BackboneWithFPN.body` (torchvision's IntermediateLayerGetter)
                           path:str|Path, # a torchvision state dict of the classification network
                           name:str, # the backbone's name, for messages and key names
@@ -140,6 +142,7 @@ def load_backbone_weights(body:nn.Module, # `BackboneWithFPN.body` (torchvision'
         raise BrnetError(f"{path}: not a torchvision {_TV_NAME.get(name, name)} state dict: {'; '.join(parts)}")
     body.load_state_dict(sd)
 
+# %% ../nbs/13_model.ipynb #609853af
 def fpn_backbone(*,
                  name:str, # one of BACKBONES
                  fpn_channels:int, # width of the pyramid
@@ -166,6 +169,7 @@ def fpn_backbone(*,
     bb.out_channels = fpn_channels
     return bb
 
+# %% ../nbs/13_model.ipynb #356ae2be
 def fpn_backbone_from_config(c:BRNetConfig, # a model configuration
                             )->BackboneWithFPN:
     "The backbone and pyramid of a model configuration (`fpn_backbone` with its keys)."
@@ -254,6 +258,7 @@ def _detector_kwargs(c:BRNetConfig)->dict:
                 rpn_batch_size_per_image=c.rpn_batch_size_per_image, box_batch_size_per_image=c.box_batch_size_per_image,
                 box_detections_per_img=c.box_detections_per_img, box_score_thresh=c.box_score_thresh)
 
+# %% ../nbs/13_model.ipynb #5fe37c1c
 class BRNet(MaskRCNN):
     "BR-Net: torchvision's Mask R-CNN with UAM in the FPN and the BSM / SCRM mask heads (each optional)."
     def __init__(self,
@@ -386,6 +391,7 @@ def _plain_path(obj, where:str)->str|None:
         if bad: return bad
     return None
 
+# %% ../nbs/13_model.ipynb #26f2f51c
 def save_model(path:str|Path, # the checkpoint file to (over)write
                model:BRNet, # a model from `build_model` (it carries `.preset`)
                **extra, # more entries, e.g. `optimizer=opt.state_dict(), epoch=3`
@@ -401,6 +407,7 @@ def save_model(path:str|Path, # the checkpoint file to (over)write
     with atomic_open(path, 'wb') as f: torch.save({'model': model.state_dict(), 'preset': preset.to_dict(), **extra}, f)
     return Path(path)
 
+# %% ../nbs/13_model.ipynb #a7cf2432
 def checkpoint_preset(ckpt:dict, # a checkpoint as `torch.load` returns it (has 'preset')
                      )->Preset:
     "The preset a checkpoint was trained with (keys of other brnet-kit versions left out)."
@@ -408,6 +415,7 @@ def checkpoint_preset(ckpt:dict, # a checkpoint as `torch.load` returns it (has 
     known = {f.name for f in fields(Preset)}
     return Preset(**{k: v for k, v in ckpt['preset'].items() if k in known})
 
+# %% ../nbs/13_model.ipynb #6a71d0ca
 def load_model(path:str|Path, # a checkpoint written by `save_model`, or a bundled model's name such as 'worms'
                device=None, # where to put the model; None = CUDA when available, else CPU
               )->BRNet:
