@@ -106,13 +106,14 @@ def _add_commands(sub, commands, lazy_name:set):
         else:
             sub.add_parser(name, help=_doc_line(target), add_help=False)
 
-
+# %% ../nbs/40_cli.ipynb #9aa983d0
 def _legacy(argv:list[str])->list[str]:
     "`brnet predict CHECKPOINT IMAGES OUT_DIR`, the form before bundled models, as `brnet predict IMAGES OUT_DIR --model CHECKPOINT`."
     if len(argv) >= 4 and argv[0] == 'predict' and Path(argv[1]).suffix in ('.pt', '.pth', '.ckpt') and Path(argv[1]).is_file():
         return ['predict', *argv[2:], '--model', argv[1]]
     return argv
 
+# %% ../nbs/40_cli.ipynb #f64eeaea
 def build_parser(argv:list[str]|None=None, # the arguments: only the chosen subcommand's module is imported
                 )->argparse.ArgumentParser:
     "The `brnet` argument parser."
@@ -123,6 +124,7 @@ def build_parser(argv:list[str]|None=None, # the arguments: only the chosen subc
     _add_commands(sub, COMMANDS, lazy_name=set(argv or []))
     return parser
 
+# %% ../nbs/40_cli.ipynb #eea7d9e6
 def main(argv:list[str]|None=None, # command-line arguments; default `sys.argv[1:]`
         )->int:
     "Run the `brnet` command. Exit status: 0 all done, 1 done but inputs skipped, 2 bad usage or input (one line on stderr)."
