@@ -105,6 +105,7 @@ def _time(f, repeats:int)->tuple[float,float]:
         wall, cpu = min(wall, time.perf_counter() - t), min(cpu, _cpu() - c)
     return wall, cpu
 
+# %% ../../nbs/50_bench.convert.ipynb #22949f3b
 def _labelme2coco(folder:Path, out:Path):
     "Convert with the PyPI labelme2coco package (its Python API), quietly."
     import labelme2coco
@@ -119,6 +120,7 @@ def _brnet(folder:Path, out:Path, workers:int):
     if s['skipped']: raise BrnetError(f"benchmark files were skipped: {s['skipped'][:2]}")
     return s
 
+# %% ../../nbs/50_bench.convert.ipynb #11423a50
 def bench_convert(n:int=300, # LabelMe files per outline kind (the benchmark: >= 300)
                   workers:int=2, # processes for the parallel run
                   repeats:int=3, # timing runs per converter; the best is kept
