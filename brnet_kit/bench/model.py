@@ -38,6 +38,7 @@ def _train(model, opt, images, targets)->None:
     sum(losses.values()).backward()
     opt.step(); opt.zero_grad(set_to_none=True)
 
+# %% ../../nbs/50_bench.model.ipynb #60cc274b
 def _status_mb(key:str)->float|None:
     "A memory line of /proc/self/status (Linux) in MB, or None."
     try:
@@ -63,6 +64,7 @@ def _peak_mb()->float:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 2**20 if sys.platform == 'darwin' else r / 2**10   # bytes on macOS, KiB elsewhere
 
+# %% ../../nbs/50_bench.model.ipynb #4102c728
 def _memory_probe(kind:str, preset:str, size:int, n:int, worms:int, seed:int, threads:int)->None:
     "Run in a fresh process: print the peak RSS (MB) above the model's own of one inference and of one train step."
     torch.set_num_threads(threads)
@@ -85,6 +87,24 @@ def _memory(kind, preset, size, n, worms, seed, threads)->dict:
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
     if r.returncode != 0: raise BrnetError(f"bench model: the memory probe of '{kind}' failed: {r.stderr.strip().splitlines()[-1:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+# %% ../../nbs/50_bench.model.ipynb #a90dae7a
+def _print_table(res:dict)->None:
+    s = res['settings']
+    print(f"bench model: preset '{s['preset']}', {s['images']} images of {s['size']}×{s['size']}, {s['threads']} thread(s), "
+          f"median of {s['repeats']} rounds; ×base = time / baseline's time")
+    mem = 'infer_mb' in res['brnet']
+    head = f"{'model':13s} {'params':>7s} {'dets/img':>8s} {'infer s':>8s} {'×base':>6s} {'train s':>8s} {'×base':>6s}"
+    if mem: head += ' peak MB: infer  train' + ('' if res['brnet']['mb_relative'] else ' (absolute process peak)')
+    print(head)
+    for k in _ROWS:
+        r = res[k]
+        line = (f"{k:13s} {r['params']/1e6:6.2f}M {r['dets_per_image']:8.1f} {r['infer_s']:8.3f} {r['infer_x']:5.2f}× "
+                f"{r['train_s']:8.3f} {r['train_x']:5.2f}×")
+        print(line + (f" {r['infer_mb']:14.0f} {r['train_mb']:6.0f}" if mem else ''))
+    b, e = res['brnet'], res['brnet+extras']
+    print(f"BR-Net / baseline: inference {b['infer_x']:.2f}× (budget 1.15×; {e['infer_x']:.2f}× with the extra masks), "
+          f"train step {b['train_x']:.2f}× (budget 1.4×)")
 
 # %% ../../nbs/50_bench.model.ipynb #4370e9db
 def bench_model(preset:str='cpu', # the preset to measure ('cpu', 'paper', 'demo', ...)
@@ -139,23 +159,6 @@ def bench_model(preset:str='cpu', # the preset to measure ('cpu', 'paper', 'demo
     _print_table(res)
     if predict_sizes: res['predict'] = bench_predict_memory(preset, predict_sizes, threads=threads, seed=seed)
     return res
-
-def _print_table(res:dict)->None:
-    s = res['settings']
-    print(f"bench model: preset '{s['preset']}', {s['images']} images of {s['size']}×{s['size']}, {s['threads']} thread(s), "
-          f"median of {s['repeats']} rounds; ×base = time / baseline's time")
-    mem = 'infer_mb' in res['brnet']
-    head = f"{'model':13s} {'params':>7s} {'dets/img':>8s} {'infer s':>8s} {'×base':>6s} {'train s':>8s} {'×base':>6s}"
-    if mem: head += ' peak MB: infer  train' + ('' if res['brnet']['mb_relative'] else ' (absolute process peak)')
-    print(head)
-    for k in _ROWS:
-        r = res[k]
-        line = (f"{k:13s} {r['params']/1e6:6.2f}M {r['dets_per_image']:8.1f} {r['infer_s']:8.3f} {r['infer_x']:5.2f}× "
-                f"{r['train_s']:8.3f} {r['train_x']:5.2f}×")
-        print(line + (f" {r['infer_mb']:14.0f} {r['train_mb']:6.0f}" if mem else ''))
-    b, e = res['brnet'], res['brnet+extras']
-    print(f"BR-Net / baseline: inference {b['infer_x']:.2f}× (budget 1.15×; {e['infer_x']:.2f}× with the extra masks), "
-          f"train step {b['train_x']:.2f}× (budget 1.4×)")
 
 # %% ../../nbs/50_bench.model.ipynb #d56ac1f9
 def _predict_probe(preset:str, size:int, tile:int, overlap:int, seed:int, threads:int)->None:
