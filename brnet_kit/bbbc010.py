@@ -204,6 +204,45 @@ class _LazyItem(dict):
         if k == 'masks': return read_masks(dict.__getitem__(self, '_mask_files'), (self['height'], self['width']))
         return dict.__getitem__(self, k)
 
+# %% ../nbs/05_bbbc010.ipynb #1462c200
+def _import_jobs(found:dict, codes:list, names:dict, skipped:list)->list:
+    "(well, channel code) of each image to import; each well or channel that cannot be is added to `skipped`."
+    jobs = []
+    for w in found.values():
+        if not w.images: skipped.append(f"{w.well}: {len(w.masks)} masks but no images"); continue
+        if not w.masks: skipped.append(f"{w.well}: images but no masks"); continue
+        for code in codes:
+            if code in w.images: jobs.append((w, code))
+            else: skipped.append(f"{w.well}: no {names[code]} ({code}) image")
+    return jobs
+
+# %% ../nbs/05_bbbc010.ipynb #eae319a3
+def _write_image(out:Path, w:BBBCWell, code:str, channel:str, img:np.ndarray, comp:str, masks:np.ndarray, labelme:bool)->tuple:
+    "Write one well's image (and its LabelMe file): its `write_dataset` item, its row of bbbc010.json, the LabelMe files written."
+    fn = f'images/{w.well}_{channel}.png'
+    atomic_write(out/fn, png_bytes(img))
+    item = _LazyItem(file_name=fn, height=img.shape[0], width=img.shape[1], labels=['worm']*len(masks), _mask_files=list(w.masks))
+    many = masks.sum(0) > 1
+    row = dict(file_name=fn, well=w.well, channel=channel, tiff=w.images[code].name, compression=comp,
+               original_min=int(img.min()), original_max=int(img.max()), worms=len(masks),
+               crossing=int((masks & many).any((1, 2)).sum()), overlap_pixels=int(many.sum()))
+    lm = []
+    if labelme:
+        stem = f'{w.well}_{channel}'
+        atomic_write(out/'labelme'/f'{stem}.png', png_bytes(to_8bit(img)))
+        shapes = [s for k, m in enumerate(masks) for s in worm_shapes(m, None, k + 1)]
+        lm = [out/'labelme'/f'{stem}.png', write_labelme(out/'labelme'/f'{stem}.json', shapes, f'{stem}.png', img.shape[0], img.shape[1])]
+    return item, row, lm
+
+# %% ../nbs/05_bbbc010.ipynb #81759761
+def _summary(meta:list, files:dict, removed:list, skipped:list)->dict:
+    "The summary `import_bbbc010` returns, from the rows of bbbc010.json and the files written and removed."
+    n_worms = sum(m['worms'] for m in meta)
+    return dict(images=len(meta), wells=len({m['well'] for m in meta}), worms=n_worms,
+                crossing=sum(m['crossing'] for m in meta)/max(n_worms, 1), skipped=skipped,
+                files={k: str(v) for k, v in files.items()}, removed=[str(p) for p in removed])
+
+# %% ../nbs/05_bbbc010.ipynb #1181b55d
 def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_foreground_eachworm/ (as unpacked)
                    out:str, # output folder: images/, annotations*.json, bbbc010.json (and labelme/)
                    channel:typing.Literal['brightfield', 'fluorescence', 'both']='brightfield', # which images to import
@@ -228,13 +267,7 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
         found = {w: found[w] for w in want}
     codes = ['w2', 'w1'] if channel == 'both' else [CHANNELS[channel]]
     names = {v: k for k, v in CHANNELS.items()}
-    jobs = []
-    for w in found.values():
-        if not w.images: skipped.append(f"{w.well}: {len(w.masks)} masks but no images"); continue
-        if not w.masks: skipped.append(f"{w.well}: images but no masks"); continue
-        for code in codes:
-            if code in w.images: jobs.append((w, code))
-            else: skipped.append(f"{w.well}: no {names[code]} ({code}) image")
+    jobs = _import_jobs(found, codes, names, skipped)
     if strict and skipped: raise BrnetError(f"{src}: {skipped[0]}")
     if not jobs: raise BrnetError(f"{src}: no well has both masks and a {channel} image")
     parts = split_wells(split, sorted({w.well for w, _ in jobs}), seed)
@@ -246,18 +279,8 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
         except BrnetError as e:
             if strict: raise
             skipped.append(f"{w.well}: {e}"); continue
-        fn = f'images/{w.well}_{names[code]}.png'
-        atomic_write(out/fn, png_bytes(img))
-        items.append(_LazyItem(file_name=fn, height=img.shape[0], width=img.shape[1], labels=['worm']*len(masks), _mask_files=list(w.masks)))
-        many = masks.sum(0) > 1
-        meta.append(dict(file_name=fn, well=w.well, channel=names[code], tiff=w.images[code].name, compression=comp,
-                         original_min=int(img.min()), original_max=int(img.max()), worms=len(masks),
-                         crossing=int((masks & many).any((1, 2)).sum()), overlap_pixels=int(many.sum())))
-        if labelme:
-            stem = f'{w.well}_{names[code]}'
-            atomic_write(out/'labelme'/f'{stem}.png', png_bytes(to_8bit(img)))
-            shapes = [s for k, m in enumerate(masks) for s in worm_shapes(m, None, k + 1)]
-            lm += [out/'labelme'/f'{stem}.png', write_labelme(out/'labelme'/f'{stem}.json', shapes, f'{stem}.png', img.shape[0], img.shape[1])]
+        item, row, lm_files = _write_image(out, w, code, names[code], img, comp, masks, labelme)
+        items.append(item); meta.append(row); lm += lm_files
     if not items: raise BrnetError(f"{src}: nothing imported; first problem: {skipped[0] if skipped else '?'}")
     sp = None if parts is None else {k: [m['file_name'] for m in meta if m['well'] in set(v)] for k, v in parts.items()}
     files = write_dataset(out, items, ['worm'], split=sp)
@@ -266,12 +289,9 @@ def import_bbbc010(src:str, # folder holding BBBC010_v1_images/ and BBBC010_v1_f
         channel=channel, scaling='16-bit PNGs hold the TIFF values unchanged; model input = (v - min)/(max - min) per image',
         split=parts, images=meta, skipped=skipped), indent=1)
     removed = record_outputs(out, 'import-bbbc010', [*files.values(), out/'bbbc010.json', *(out/m['file_name'] for m in meta), *lm])
-    n_worms = sum(m['worms'] for m in meta)
-    summary = dict(images=len(meta), wells=len({m['well'] for m in meta}), worms=n_worms,
-                   crossing=sum(m['crossing'] for m in meta)/max(n_worms, 1), skipped=skipped,
-                   files={k: str(v) for k, v in files.items()}, removed=[str(p) for p in removed])
+    summary = _summary(meta, files, removed, skipped)
     if not quiet:
-        print(f"imported {summary['images']} {channel} images of {summary['wells']} wells ({n_worms} worms, "
+        print(f"imported {summary['images']} {channel} images of {summary['wells']} wells ({summary['worms']} worms, "
               f"{summary['crossing']:.0%} crossing another) to {out}")
         for k, v in files.items(): print(f'  wrote {v}')
         if removed: print(f'  removed {len(removed)} file(s) of the previous import into {out} that this one did not write')
