@@ -195,6 +195,38 @@ def masks_to_boxes(masks:np.ndarray, # (N,H,W) masks, none empty
     x2, y2 = W - cols[:, ::-1].argmax(1), H - rows[:, ::-1].argmax(1)
     return np.stack([x1, y1, x2, y2], 1).astype(np.float32)
 
+# %% ../nbs/10_data.ipynb #2199644a
+def _augment_view(p:Augmentation, rng:np.random.Generator, ci, img:np.ndarray, m, o, n, keep:np.ndarray)->tuple:
+    "A random view of an item: the image through it, the masks (m, o, n) cut to what it can reach, and the view on the cut."
+    union = m[keep].any(0)[None].astype(np.uint8, copy=False) if keep.any() else None
+    for _ in range(10):
+        view = sample_view(rng, ci.height, ci.width, p.crop_size, p.rotate, p.hflip, p.vflip)
+        if union is None or warp_masks(view, union).any(): break
+    img = warp_image(view, img)
+    if p.brightness or p.contrast or p.gamma or p.blur or p.noise:
+        img = photometric(rng, img, p.brightness, p.contrast, p.gamma, p.blur, p.noise)
+    # pack only the part of the masks the view can reach: a crop reads a fraction of the image
+    xs, ys = view.source_coords()
+    x0, y0 = max(int(np.floor(xs.min())), 0), max(int(np.floor(ys.min())), 0)
+    x1, y1 = min(int(np.ceil(xs.max())) + 1, ci.width), min(int(np.ceil(ys.max())) + 1, ci.height)
+    m, o, n = m[:, y0:y1, x0:x1], o[:, y0:y1, x0:x1], n[:, y0:y1, x0:x1]
+    return img, (m, o, n), dataclasses.replace(view, cx=view.cx - x0, cy=view.cy - y0)
+
+# %% ../nbs/10_data.ipynb #90d0f857
+def _target(ci, packed:np.ndarray, keep:np.ndarray)->dict:
+    "The target dict of an item from its packed masks (bit 0 mask, 1 overlap, 2 non-overlap); worms not in `keep` or empty are left out."
+    m = packed & 1
+    keep &= m.reshape(len(m), -1).any(1)
+    m, packed = m[keep], packed[keep]
+    return dict(boxes=torch.from_numpy(masks_to_boxes(m)),
+                labels=torch.as_tensor(np.asarray(ci.labels)[keep], dtype=torch.int64),
+                masks=torch.from_numpy(np.ascontiguousarray(m)),
+                overlap_masks=torch.from_numpy((packed >> 1) & 1),
+                non_overlap_masks=torch.from_numpy((packed >> 2) & 1),
+                image_id=torch.tensor(int(ci.image_id), dtype=torch.int64),
+                area=torch.from_numpy(m.reshape(len(m), -1).sum(1).astype(np.float32)),
+                iscrowd=torch.zeros(len(m), dtype=torch.int64))
+
 # %% ../nbs/10_data.ipynb #992e6056
 class WormDataset(torch.utils.data.Dataset):
     "Images and per-worm masks (with overlap / non-overlap) of a brnet-kit COCO file, optionally augmented."
@@ -240,35 +272,11 @@ class WormDataset(torch.utils.data.Dataset):
         m, o, n = ci.masks, ci.overlap, ci.non_overlap
         keep = ~np.asarray(ci.iscrowd, bool)
         if self.augment is not None:
-            p = self.augment
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            union = m[keep].any(0)[None].astype(np.uint8, copy=False) if keep.any() else None
-            for _ in range(10):
-                view = sample_view(rng, ci.height, ci.width, p.crop_size, p.rotate, p.hflip, p.vflip)
-                if union is None or warp_masks(view, union).any(): break
-            img = warp_image(view, img)
-            if p.brightness or p.contrast or p.gamma or p.blur or p.noise:
-                img = photometric(rng, img, p.brightness, p.contrast, p.gamma, p.blur, p.noise)
-            # pack only the part of the masks the view can reach: a crop reads a fraction of the image
-            xs, ys = view.source_coords()
-            x0, y0 = max(int(np.floor(xs.min())), 0), max(int(np.floor(ys.min())), 0)
-            x1, y1 = min(int(np.ceil(xs.max())) + 1, ci.width), min(int(np.ceil(ys.max())) + 1, ci.height)
-            m, o, n = m[:, y0:y1, x0:x1], o[:, y0:y1, x0:x1], n[:, y0:y1, x0:x1]
-            view = dataclasses.replace(view, cx=view.cx - x0, cy=view.cy - y0)
+            img, (m, o, n), view = _augment_view(self.augment, rng, ci, img, m, o, n, keep)
         packed = m.astype(np.uint8, copy=False) | (o.astype(np.uint8, copy=False) << 1) | (n.astype(np.uint8, copy=False) << 2)
         if self.augment is not None: packed = warp_masks(view, packed)
-        m = packed & 1
-        keep &= m.reshape(len(m), -1).any(1)
-        m, packed = m[keep], packed[keep]
-        target = dict(boxes=torch.from_numpy(masks_to_boxes(m)),
-                      labels=torch.as_tensor(np.asarray(ci.labels)[keep], dtype=torch.int64),
-                      masks=torch.from_numpy(np.ascontiguousarray(m)),
-                      overlap_masks=torch.from_numpy((packed >> 1) & 1),
-                      non_overlap_masks=torch.from_numpy((packed >> 2) & 1),
-                      image_id=torch.tensor(int(ci.image_id), dtype=torch.int64),
-                      area=torch.from_numpy(m.reshape(len(m), -1).sum(1).astype(np.float32)),
-                      iscrowd=torch.zeros(len(m), dtype=torch.int64))
-        return torch.from_numpy(img), target
+        return torch.from_numpy(img), _target(ci, packed, keep)
 
 # %% ../nbs/10_data.ipynb #e7c7efce
 def collate_fn(batch:list, # (image, target) pairs from `WormDataset`
