@@ -556,6 +556,37 @@ def _report(s:dict, n_paths:int, out_dir:Path, gt, score_thresh:float, coco_scor
         print(f"  skipped {len(s['skipped'])} unreadable image(s):")
         for _, why in s['skipped']: print(f"    {why}")
 
+# %% ../nbs/22_predict.ipynb #d5047e69
+def _read_batch(paths:list, ks:range, intensity:str, repaired:list, skipped:list, strict:bool)->list:
+    "(k, image tensor) for each readable `paths[k]`, k in `ks`; the others go into `skipped` as (path, reason), or raise if `strict`."
+    batch = []
+    for k in ks:
+        x, err = _read(paths[k], intensity, repaired)
+        if err is None: batch.append((k, x)); continue
+        if strict: raise BrnetError(err)
+        skipped.append((str(paths[k]), err))
+    return batch
+
+# %% ../nbs/22_predict.ipynb #90a32513
+def _write_outputs(out_dir:Path, name:str, path:Path, x, shown:dict, names:dict, labelme:bool, overlays:bool, extra_masks:bool,
+                   written:dict)->None:
+    "Write one image's LabelMe file, overlay and extra masks (those asked for); their paths go into `written`."
+    if labelme:
+        written['labelme'].append(write_prediction_labelme(out_dir/'labelme'/f'{name}.json', shown, path, names))
+    if overlays:
+        written['overlays'].append(atomic_write(out_dir/'overlays'/f'{name}.png', png_bytes(overlay(x, shown), small=True)))
+    if extra_masks:
+        written['extra_masks'].append(atomic_write(out_dir/'extra_masks'/f'{name}.npz', _npz_bytes(shown)))
+
+# %% ../nbs/22_predict.ipynb #6d1d87f2
+def _write_summary(out_dir:Path, results:list, img_list:list, names:dict, written:dict, **counts)->dict:
+    "Write results.json and images.json; the summary `predict` returns: the paths written, `counts`, the files removed."
+    res_path = write_json(out_dir/'results.json', results)
+    img_path = write_json(out_dir/'images.json', dict(images=img_list, categories=[dict(id=k, name=v) for k, v in sorted(names.items())]), indent=1)
+    return dict(results=res_path, images=img_path, labelme=written['labelme'], overlays=written['overlays'],
+                extra_masks=written['extra_masks'], **counts,
+                removed=record_outputs(out_dir, 'predict', [res_path, img_path, *(p for v in written.values() for p in v)]))
+
 # %% ../nbs/22_predict.ipynb #d4e0a00d
 def predict(images:str|Path, # a folder of images, one image file, or a glob pattern such as 'wells/*_w2_*.tif'
             out_dir:str|Path, # where results.json, images.json, labelme/ and overlays/ go
@@ -596,12 +627,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
     bar = progress(total=len(paths), desc='predict', unit='img')
     try:
         for b0 in range(0, len(paths), batch_size):
-            batch = []
-            for k in range(b0, min(b0 + batch_size, len(paths))):
-                x, err = _read(paths[k], intensity, repaired)
-                if err is None: batch.append((k, x)); continue
-                if strict: raise BrnetError(err)
-                skipped.append((str(paths[k]), err))
+            batch = _read_batch(paths, range(b0, min(b0 + batch_size, len(paths))), intensity, repaired, skipped, strict)
             preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap,
                                    extra_masks=extra_masks) if batch else []
             for (k, x), pred in zip(batch, preds):
@@ -614,22 +640,12 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
                 shown = _subset(pred, pred['scores'] >= score_thresh)
                 n_worms += len(shown['scores'])
                 n_empty += int((pred['empty_scores'] >= score_thresh).sum())
-                if labelme:
-                    written['labelme'].append(write_prediction_labelme(out_dir/'labelme'/f'{out_names[k]}.json', shown, p, names))
-                if overlays:
-                    written['overlays'].append(atomic_write(out_dir/'overlays'/f'{out_names[k]}.png', png_bytes(overlay(x, shown), small=True)))
-                if extra_masks:
-                    written['extra_masks'].append(atomic_write(out_dir/'extra_masks'/f'{out_names[k]}.npz', _npz_bytes(shown)))
+                _write_outputs(out_dir, out_names[k], p, x, shown, names, labelme, overlays, extra_masks, written)
             bar.update(min(b0 + batch_size, len(paths)) - b0)
     finally: bar.close()
     n_done = len(paths) - len(skipped)
     if not n_done: raise BrnetError(f"{images}: none of the {len(paths)} image(s) could be read; first: {skipped[0][1]}")
-    res_path = write_json(out_dir/'results.json', results)
-    img_path = write_json(out_dir/'images.json', dict(images=img_list, categories=[dict(id=k, name=v) for k, v in sorted(names.items())]), indent=1)
-    summary = dict(results=res_path, images=img_path, labelme=written['labelme'], overlays=written['overlays'],
-                   extra_masks=written['extra_masks'],
-                   n_images=n_done, n_worms=n_worms, n_results=len(results), n_empty_masks=n_empty, skipped=skipped,
-                   not_in_gt=not_in_gt, repaired=repaired,
-                   removed=record_outputs(out_dir, 'predict', [res_path, img_path, *(p for v in written.values() for p in v)]))
+    summary = _write_summary(out_dir, results, img_list, names, written, n_images=n_done, n_worms=n_worms, n_results=len(results),
+                             n_empty_masks=n_empty, skipped=skipped, not_in_gt=not_in_gt, repaired=repaired)
     if not quiet: _report(summary, len(paths), out_dir, gt, score_thresh, coco_score_thresh, mask_thresh)
     return summary
