@@ -92,7 +92,7 @@ class LabelMeFile:
         "How an error names shape `i`: the file, the shape's number (from 1), its type and label."
         return _where(self.path, i, self.shapes[i].__dict__)
 
-# %% ../nbs/01_labelme.ipynb #bf00ed9e
+# %% ../nbs/01_labelme.ipynb #4963dc52
 def _png_size(path)->tuple|None:
     "(H, W) from a PNG's IHDR chunk (`path`: a file or the bytes of one), or None if it is not a PNG (then Pillow reads the header)."
     if isinstance(path, (bytes, bytearray)): head = bytes(path[:24])
@@ -116,7 +116,7 @@ def _check_pixels(h:int, w:int, name)->tuple[int,int]:
                          f"{limit('image_pixels')/1e6:.0f} million (set BRNET_MAX_IMAGE_PIXELS to raise it)")
     return h, w
 
-# %% ../nbs/01_labelme.ipynb #9ae1d19a
+# %% ../nbs/01_labelme.ipynb #9bbe1d5d
 _TIFF = (b'II*\0', b'MM\0*', b'II+\0', b'MM\0+')
 
 def _is_tiff(src)->bool:
@@ -139,7 +139,7 @@ def image_size(src:str|Path|bytes, # an image file, or the bytes of one
             with tifffile.TiffFile(io.BytesIO(src) if name is None else src) as t: hw = t.pages[0].shape[:2]
     return _check_pixels(int(hw[0]), int(hw[1]), name)
 
-# %% ../nbs/01_labelme.ipynb #49370508
+# %% ../nbs/01_labelme.ipynb #34310bd0
 def read_image(src:str|Path|bytes, # an image file, or the bytes of one
               )->np.ndarray:
     "An image as an array: (H,W) grey or (H,W,3) RGB, uint8 or uint16 as stored."
@@ -362,7 +362,7 @@ def load_image(lf:LabelMeFile, # a file read by `read_labelme`
     if lf.image_data is not None: return read_image(lf.image_data)
     return read_image(lf.image_file)
 
-# %% ../nbs/01_labelme.ipynb #c14bd1e6
+# %% ../nbs/01_labelme.ipynb #a08e7be7
 def as_shape(shape:Shape|dict, # a `Shape`, or a shape dict as in the JSON (its `mask` an array or base64 PNG)
             )->Shape:
     "A `Shape` as it is, a shape dict as a `Shape`."
