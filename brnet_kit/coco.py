@@ -14,7 +14,8 @@ from pycocotools import mask as mask_utils
 
 import brnet_kit
 from .core import BrnetError, atomic_open, atomic_write, progress, read_json, read_limited, record_outputs
-from .labelme import IGNORE, BACKGROUND, Instance, read_labelme, instances, raster_of, read_image, plain_json
+from .labelme import IGNORE, BACKGROUND, read_labelme, read_image, plain_json
+from .raster import Instance, instances, raster_of
 from .decompose import crop_to_boxes, decompose, decompose_runs
 
 # %% auto #0

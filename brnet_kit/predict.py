@@ -16,7 +16,8 @@ from .core import BrnetError, atomic_write, check_checkpoint_file, get_device, p
 from .coco import mask_to_rle, read_coco
 from .data import image_to_tensor
 from .heads import EXTRA_OUTPUTS
-from .labelme import masks_to_shapes, png_bytes, read_image, write_labelme
+from .labelme import png_bytes, read_image, write_labelme
+from .raster import masks_to_shapes
 from .model import extra_masks_on, load_model, model_path
 
 # %% auto #0

@@ -16,7 +16,8 @@ from scipy.spatial import cKDTree
 
 from .core import BrnetError, atomic_write, progress, record_outputs
 from .coco import parse_split, split_names, write_dataset
-from .labelme import masks_to_shapes, png_bytes, write_labelme
+from .labelme import png_bytes, write_labelme
+from .raster import masks_to_shapes
 from .measure import measure_worm
 
 # %% auto #0

@@ -11,7 +11,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from brnet_kit.core import BrnetError, shared_data
-from brnet_kit.labelme import Shape, write_labelme, read_labelme, instances, shape_to_mask
+from brnet_kit.labelme import Shape, write_labelme, read_labelme
+from brnet_kit.raster import instances, shape_to_mask
 from brnet_kit.testing import labelme_file
 from brnet_kit.decompose import decompose
 from brnet_kit import coco
@@ -527,7 +528,7 @@ def test_coiled_worm_becomes_polygons_without_the_hole(tmp_path):
     ring = np.abs(np.hypot(yy - 20, xx - 20) - 10) < 3
     figure8 = (np.abs(np.hypot(yy - 12, xx - 45) - 5) < 2) | (np.abs(np.hypot(yy - 27, xx - 45) - 7) < 2)   # two holes, one above the other
     src = tmp_path/'lm'; src.mkdir()
-    from brnet_kit.labelme import masks_to_shapes
+    from brnet_kit.raster import masks_to_shapes
     shapes = masks_to_shapes(ring, 'worm') + masks_to_shapes(figure8, 'worm')
     assert [sh.shape_type for sh in shapes] == ['mask', 'mask']
     write_labelme(src/'a.json', shapes, 'a.png', 40, 60, image_data=np.zeros((40, 60), np.uint8))
@@ -589,7 +590,7 @@ def test_annotations_hold_plain_python_numbers(tmp_path):
 
 def test_touching_boxes_without_shared_pixels():
     "Two worms whose boxes overlap but whose pixels do not: empty overlaps, non-overlap = mask; a real crossing splits."
-    from brnet_kit.labelme import Instance
+    from brnet_kit.raster import Instance
     H, W = 20, 20
     a = np.zeros((H, W), bool); a[2:12, 2:4] = True; a[2:4, 2:12] = True     # an L
     b = np.zeros((H, W), bool); b[6:12, 8:12] = True                         # inside the L's box, touching none of it
@@ -680,7 +681,7 @@ def test_labelme_raster_is_labelmes_own_drawing(tmp_path):
 
 def test_files_traced_by_brnet_keep_their_pixels(tmp_path):
     "A worm traced by masks_to_shapes and written by write_labelme comes back exactly in either mode; unmarked, polygon mode takes its own area."
-    from brnet_kit.labelme import masks_to_shapes
+    from brnet_kit.raster import masks_to_shapes
     yy, xx = np.mgrid[:80, :120]
     band = np.abs(np.hypot(xx - 60, yy - 90) - 60) < 5
     shapes = masks_to_shapes(band, 'worm', kind='polygon')

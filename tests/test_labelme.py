@@ -1,4 +1,4 @@
-"""brnet_kit.labelme against LabelMe itself: every shape of the real example files, and random shapes.
+"""brnet_kit.labelme and brnet_kit.raster against LabelMe itself: every shape of the real example files, and random shapes.
 
 LabelMe (GPL, Qt) is an optional dev dependency: the comparisons skip with a reason when it is absent,
 and the real examples skip when ../shared/data/labelme-examples is absent.
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from brnet_kit.core import BrnetError, shared_data
-from brnet_kit.labelme import (Shape, read_labelme, shape_to_mask, instances, masks_to_shapes, write_labelme,
-                               load_image, _shape_box_masks)
+from brnet_kit.labelme import Shape, read_labelme, write_labelme, load_image
+from brnet_kit.raster import shape_to_mask, instances, masks_to_shapes, _shape_box_masks
 from brnet_kit.testing import labelme_file
 
 lm_shape = pytest.importorskip('labelme.utils.shape', reason='labelme (the reference drawing) is not installed')

@@ -57,7 +57,8 @@ def test_sample_is_what_the_readme_command_makes(tmp_path):
 def test_sample_layout_size_and_split():
     "About 24 LabelMe images under 3 MB, split into train/ and val/ with no image in both."
     from brnet_kit.core import sample_dir
-    from brnet_kit.labelme import read_labelme, instances, read_image
+    from brnet_kit.labelme import read_labelme, read_image
+    from brnet_kit.raster import instances
     assert sample_dir() == SAMPLE
     assert sum(p.stat().st_size for p in SAMPLE.rglob('*') if p.is_file()) < 3_000_000
     parts = {d.name: sorted(p.stem for p in d.glob('*.json')) for d in SAMPLE.iterdir() if d.is_dir()}
