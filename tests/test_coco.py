@@ -15,8 +15,10 @@ from brnet_kit.labelme import Shape, write_labelme, read_labelme, instances, sha
 from brnet_kit.testing import labelme_file
 from brnet_kit.decompose import decompose
 from brnet_kit import coco
-from brnet_kit.coco import (box_rles, mask_to_rle, rle_to_mask, annotate, convert, write_dataset, load_coco, read_image,
+import brnet_kit.convert as conv
+from brnet_kit.coco import (box_rles, mask_to_rle, rle_to_mask, annotate, write_dataset, load_coco, read_image,
                             empty_rle)
+from brnet_kit.convert import convert
 BBBC010 = shared_data('bbbc010')
 
 EXAMPLES = shared_data('labelme-examples')
@@ -120,7 +122,7 @@ def test_annotate_several_images_at_once(tmp_path_factory, seed):
                        shape_type='polygon', group_id=None) for k in range(int(rng.integers(0, 5)))]
         lf = read_labelme(labelme_file(d, f'{i}.json', shapes, size=(40, 50)))
         images.append((instances(lf), lf.size))
-    for (ins, size), anns in zip(images, coco._annotate_images(images)): _check_annotations(anns, ins)
+    for (ins, size), anns in zip(images, coco.annotate_images(images)): _check_annotations(anns, ins)
 
 
 # ---- converting real LabelMe examples ----
@@ -217,12 +219,12 @@ def test_bad_file_is_reported_and_skipped(folder, tmp_path, capsys):
 
 def test_unexpected_failure_stays_with_its_file(folder, tmp_path, monkeypatch):
     "Files are converted in chunks; a file that fails where no file should is reported alone, its chunk's others converted."
-    real = coco.instances
+    real = conv.instances
     def broken(lf, labels=None, *args):   # a.json's first instance gets a mask no step expects, (1, h, w)
         insts = real(lf, labels, *args)
         if lf.path.name == 'a.json': insts[0].box_mask = insts[0].box_mask[None]
         return insts
-    monkeypatch.setattr(coco, 'instances', broken)
+    monkeypatch.setattr(conv, 'instances', broken)
     s = quiet(convert, folder, tmp_path/'out')
     assert s['images'] == 2 and len(s['skipped']) == 2
     assert 'a.json: unexpected ValueError while converting' in s['skipped'][0]
@@ -246,14 +248,14 @@ def test_image_paths_relative_to_the_annotations(tmp_path):
 
 def test_convert_shows_progress(folder, tmp_path, monkeypatch):
     "convert drives a progress bar labelled 'convert' over every file (shown on a terminal; forced on here)."
-    bar, real = io.StringIO(), coco.progress
-    monkeypatch.setattr(coco, 'progress', lambda it, **kw: real(it, file=bar, disable=False, mininterval=0, **kw))
+    bar, real = io.StringIO(), conv.progress
+    monkeypatch.setattr(conv, 'progress', lambda it, **kw: real(it, file=bar, disable=False, mininterval=0, **kw))
     quiet(convert, folder, tmp_path/'out')
     assert 'convert: 100%' in bar.getvalue() and '4/4 [' in bar.getvalue()
 
 def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
     from brnet_kit import cli
-    cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
+    cli.COMMANDS.setdefault('convert', 'brnet_kit.convert:convert')
     assert cli.main(['convert', str(folder), str(tmp_path/'ok')]) == 1   # done, a bad file skipped
     assert (tmp_path/'ok/annotations.json').exists()
     capsys.readouterr()
@@ -265,7 +267,7 @@ def test_cli_strict_exits_nonzero(folder, tmp_path, capsys):
 
 def test_cli_options(folder, tmp_path):
     from brnet_kit import cli
-    cli.COMMANDS.setdefault('convert', 'brnet_kit.coco:convert')
+    cli.COMMANDS.setdefault('convert', 'brnet_kit.convert:convert')
     rc = quiet(cli.main, ['convert', str(folder), str(tmp_path/'o'), '--split', '0.5,0.5', '--polygons', '--copy-images',
                           '--workers', '2', '--preview', str(tmp_path/'o/preview.png'), '--seed', '3'])
     assert rc == 1   # done, its bad file skipped
@@ -297,12 +299,12 @@ def test_atomic_output(folder, tmp_path, monkeypatch):
     out = tmp_path/'out'; out.mkdir()
     (out/'annotations.json').write_text('OLD')
     calls = []
-    real = coco.read_labelme
+    real = conv.read_labelme
     def crashing(path):   # the second file read is interrupted (Ctrl-C)
         calls.append(path)
         if len(calls) == 2: raise KeyboardInterrupt
         return real(path)
-    monkeypatch.setattr(coco, 'read_labelme', crashing)
+    monkeypatch.setattr(conv, 'read_labelme', crashing)
     with pytest.raises(KeyboardInterrupt): quiet(convert, folder, out)
     assert len(calls) == 2
     import gc
@@ -310,7 +312,7 @@ def test_atomic_output(folder, tmp_path, monkeypatch):
     assert (out/'annotations.json').read_text() == 'OLD'
     assert [p.name for p in out.iterdir()] == ['annotations.json']
     # and a crash while writing the file itself
-    monkeypatch.setattr(coco, 'read_labelme', real)
+    monkeypatch.setattr(conv, 'read_labelme', real)
     real_fdopen = os.fdopen
     class DiskFull:   # the temporary file takes a few bytes, then the disk is full
         def __init__(self, f): self.f = f
