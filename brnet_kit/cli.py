@@ -17,7 +17,7 @@ __all__ = ['COMMANDS', 'add_function_args', 'build_parser', 'main']
 
 # %% ../nbs/40_cli.ipynb #93e6ad94
 COMMANDS: dict[str, str|dict] = {
-    'convert':        'brnet_kit.coco:convert',
+    'convert':        'brnet_kit.convert:convert',
     'synth':          'brnet_kit.synth:synth',
     'import-bbbc010': 'brnet_kit.bbbc010:import_bbbc010',
     'train':          'brnet_kit.train:train',

@@ -8,7 +8,7 @@ import json, time
 from pathlib import Path
 
 from .core import BrnetError, sample_dir, write_json
-from .coco import convert
+from .convert import convert
 from .train import train
 from .evaluate import evaluate, format_metrics
 from .predict import predict

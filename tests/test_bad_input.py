@@ -90,7 +90,7 @@ def world(tmp_path_factory):
     junk_img = folder('junkimg'); (junk_img/'j.png').write_bytes(b'plain words, not an image')
     labelme_file(junk_img, 'j.json', [WORM], image=False, imagePath='j.png')
 
-    from brnet_kit.coco import convert
+    from brnet_kit.convert import convert
     import contextlib, io
     with contextlib.redirect_stdout(io.StringIO()): convert(good, w/'coco')
     gt = w/'coco'/'annotations.json'
@@ -246,7 +246,7 @@ def _brnet_unprivileged(argv, home):
 def ro_world(world):
     import contextlib, io, shutil
     from brnet_kit import cli
-    from brnet_kit.coco import convert
+    from brnet_kit.convert import convert
     names = lambda c: [n for k, v in c.items() for n in (k, *(names(v) if isinstance(v, dict) else ()))]
     cli.build_parser(names(cli.COMMANDS))   # import every command's module now: `nobody` may not read the Python installation
     w = Path(tempfile.mkdtemp(prefix='brnet-ro-'))

@@ -138,7 +138,7 @@ def test_lengths_through_crossings():
 def _converted(tmp_path, folders=('day1',)):
     "LabelMe files (one worm each) in sub-folders of tmp/images, converted into tmp/runs/coco: far from the images."
     import contextlib, io
-    from brnet_kit.coco import convert
+    from brnet_kit.convert import convert
     from brnet_kit.testing import labelme_file
     worm = [dict(label='worm', points=[[10, 10], [50, 10], [50, 18], [10, 18]], shape_type='polygon')]
     for f in folders:
@@ -183,7 +183,7 @@ def test_predicted_worms_are_named_by_their_image(tmp_path):
     "measure on `brnet predict`'s results names each worm's image as the images folder does, with gt= or without."
     import contextlib, io, shutil
     from brnet_kit.core import sample_dir
-    from brnet_kit.coco import convert
+    from brnet_kit.convert import convert
     from brnet_kit.measure import measure
     from brnet_kit.model import model_path
     from brnet_kit.predict import predict

@@ -8,7 +8,8 @@ into several pieces.
 import numpy as np
 import pytest
 
-from brnet_kit.coco import convert, load_coco
+from brnet_kit.coco import load_coco
+from brnet_kit.convert import convert
 from brnet_kit.labelme import read_labelme
 from brnet_kit.predict import write_prediction_labelme
 from brnet_kit.synth import synth_image

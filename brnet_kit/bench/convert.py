@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import BrnetError
 from ..labelme import write_labelme, Shape
-from ..coco import convert
+from ..convert import convert
 
 # %% auto #0
 __all__ = ['OUTLINES', 'worm_polygon', 'worm_crowd', 'make_bench_folder', 'bench_convert']
