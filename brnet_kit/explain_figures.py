@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .core import BrnetError, atomic_write
-from .explain import (METHOD_NAMES, METHODS, Attribution, Detections, as_model, attribute, check_instance,
-                               consistency_map, default_layer, detect, resolve_layer)
+from .explain import (
+    METHOD_NAMES, METHODS, Attribution, Detections, as_model, attribute, check_instance, consistency_map,
+    default_layer, detect, resolve_layer)
 
 # %% auto #0
 __all__ = ['ALL_METHODS', 'show_uam', 'worm_name', 'show_worm', 'show_attribution', 'show_sanity', 'explain_figure', 'explain']
