@@ -24,7 +24,7 @@ COMMANDS: dict[str, str|dict] = {
     'evaluate':       'brnet_kit.evaluate:evaluate',
     'predict':        'brnet_kit.predict:predict',
     'measure':        'brnet_kit.measure:measure',
-    'explain':        'brnet_kit.explain:explain',
+    'explain':        'brnet_kit.explain_figures:explain',
     'demo':           'brnet_kit.demo:demo',
     'models':         'brnet_kit.zoo:models',
     'zoo': {

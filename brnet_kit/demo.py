@@ -12,7 +12,7 @@ from .convert import convert
 from .train import train
 from .evaluate import evaluate, format_metrics
 from .predict import predict
-from .explain import explain
+from .explain_figures import explain
 from .model import bundled_models
 
 # %% auto #0

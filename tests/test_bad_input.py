@@ -74,7 +74,7 @@ def _make_tiny_checkpoint(path):
 def world(tmp_path_factory):
     "The corpus: good and hostile LabelMe folders, COCO and results files, checkpoints, images."
     import importlib   # imported once here, not in every child (torch alone takes seconds); nothing here runs torch
-    for m in ('coco', 'evaluate', 'measure', 'train', 'predict', 'explain', 'synth', 'bbbc010', 'cli'): importlib.import_module(f'brnet_kit.{m}')
+    for m in ('coco', 'evaluate', 'measure', 'train', 'predict', 'explain', 'explain_figures', 'synth', 'bbbc010', 'cli'): importlib.import_module(f'brnet_kit.{m}')
     w = tmp_path_factory.mktemp('world')
     def folder(name, *files):
         d = w/name; d.mkdir()

@@ -1,6 +1,6 @@
-"""brnet_kit.explain on cases the notebook's lesson does not show: images the model resizes, odd sizes, models without parts.
+"""brnet_kit.explain (and its figures, brnet_kit.explain_figures) on cases the notebook's lesson does not show: images the model resizes, odd sizes, models without parts.
 
-nbs/30_explain.ipynb checks everything on a 128×128 image that the model sees at its own size.
+nbs/30_explain.ipynb and nbs/31_explain_figures.ipynb check everything on a 128×128 image that the model sees at its own size.
 Here the model's transform rescales the image (and pads it to a multiple of 32), so boxes and
 maps must be mapped between image and network grids, and models with BR-Net parts switched
 off must still be explained with the heads they have.
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from brnet_kit.core import BrnetError
-from brnet_kit.explain import (METHODS, attribute, detect, explain_figure, fixed_box_logits, gradcam_layers,
-                               show_worm, worm_forward)
+from brnet_kit.explain import METHODS, attribute, detect, fixed_box_logits, gradcam_layers, worm_forward
+from brnet_kit.explain_figures import explain_figure, show_worm
 from brnet_kit.model import BASELINE, build_model
 from brnet_kit.testing import TINY, toy_batch
 
