@@ -43,6 +43,10 @@ COMMANDS: dict[str, str|dict] = {
 def _first_line(func)->str:
     return (inspect.getdoc(func) or '').strip().splitlines()[0] if inspect.getdoc(func) else ''
 
+def _help(text:str)->str:
+    "A help text for argparse, which expands `%` formats in it: a docstring's '95 % interval' would read as a `% i` format."
+    return text.replace('%', '%%')
+
 def _doc_line(target:str)->str:
     "The first line of the docstring of `module:function`, read from its source without importing it (fast `--help`)."
     import ast, importlib.util
@@ -80,13 +84,13 @@ def add_function_args(parser:argparse.ArgumentParser, # the (sub)parser to fill
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD): continue
         anno, default, doc = hints.get(name, str), d['default'], (d['docment'] or '')
         if default is inspect.Parameter.empty:
-            parser.add_argument(name, help=doc, **_arg_type(anno))
+            parser.add_argument(name, help=_help(doc), **_arg_type(anno))
         elif anno is bool:
-            parser.add_argument(f"--{name.replace('_','-')}", dest=name, default=default, help=doc,
+            parser.add_argument(f"--{name.replace('_','-')}", dest=name, default=default, help=_help(doc),
                                 action=argparse.BooleanOptionalAction if default else 'store_true')
         else:
             parser.add_argument(f"--{name.replace('_','-')}", dest=name, default=default,
-                                help=f"{doc} (default: {default})" if default not in (None, '') else doc, **_arg_type(anno))
+                                help=_help(f"{doc} (default: {default})" if default not in (None, '') else doc), **_arg_type(anno))
     return parser
 
 # %% ../nbs/40_cli.ipynb #65bc5bdc
@@ -100,11 +104,11 @@ def _add_commands(sub, commands, lazy_name:set):
             continue
         if lazy_name is not None and name in lazy_name:
             func = _resolve(target)
-            p = sub.add_parser(name, help=_first_line(func), description=inspect.getdoc(func))
+            p = sub.add_parser(name, help=_help(_first_line(func)), description=inspect.getdoc(func))
             add_function_args(p, func)
             p.set_defaults(_func=func)
         else:
-            sub.add_parser(name, help=_doc_line(target), add_help=False)
+            sub.add_parser(name, help=_help(_doc_line(target)), add_help=False)
 
 # %% ../nbs/40_cli.ipynb #9aa983d0
 def _legacy(argv:list[str])->list[str]:
