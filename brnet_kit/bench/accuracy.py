@@ -22,8 +22,8 @@ from ..predict import predict_dataset
 from ..evaluate import evaluate, paired_bootstrap
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PRETRAINED', 'FULL', 'ROWS', 'COLUMNS', 'PAIRED', 'synthetic_data', 'bbbc010_data', 'train_row',
-           'score_model', 'summarise', 'format_table', 'format_paired', 'plot_accuracy', 'bench_accuracy',
+__all__ = ['VARIANTS', 'PRETRAINED', 'FULL', 'ROWS', 'COLUMNS', 'PAIRED', 'SCORE_LABELS', 'synthetic_data', 'bbbc010_data',
+           'train_row', 'score_model', 'summarise', 'format_table', 'format_paired', 'plot_accuracy', 'bench_accuracy',
            'bench_compare']
 
 # %% ../../nbs/50_bench.accuracy.ipynb #25ac7b0b
@@ -38,6 +38,8 @@ FULL = 'BR-Net (full)'   # the row a pretrained row starts from
 ROWS = {'maskrcnn': 'Mask R-CNN', 'bsm': '+BSM', 'scrm': '+BSM+SCRM', 'brnet': 'BR-Net (full)', 'pretrained': PRETRAINED}
 COLUMNS = ('AP', 'AP50', 'AP75', 'mIoU', 'AP_crossing', 'AP_isolated')
 PAIRED = ('AP', 'AP_crossing', 'f1_50', 'untangled', 'crossing_pixel_iou', 'dsb_map', 'length_mae_px', 'width_mae_px')
+SCORE_LABELS = dict(AP='mask AP', AP_crossing='AP of crossing worms', f1_50='F1 of worms (IoU ≥ 0.5)',
+                    untangled='crossing worms untangled', crossing_pixel_iou='IoU on crossing pixels', dsb_map='DSB mAP')
 
 # %% ../../nbs/50_bench.accuracy.ipynb #5647ee19
 def synthetic_data(out:str|Path, # folder for the images and annotations_{train,val}.json
@@ -186,7 +188,7 @@ def plot_accuracy(res:dict, # what `bench_accuracy` returns (or its accuracy.jso
             d, lo, hi = (np.array([num(p[k][s]) for k in keys]) for s in ('diff', 'lo', 'hi'))
             right.errorbar(d, y, xerr=[np.nan_to_num(d - lo), np.nan_to_num(hi - d)], fmt='o', capsize=3, label=name)
         right.axvline(0, color='grey', lw=0.8)
-        right.set_yticks(range(len(keys))); right.set_yticklabels(keys, fontsize=8); right.invert_yaxis()
+        right.set_yticks(range(len(keys))); right.set_yticklabels([SCORE_LABELS.get(k, k) for k in keys], fontsize=8); right.invert_yaxis()
         right.set_xlabel('row − Mask R-CNN (mean over seeds; 95 % bootstrap interval over images)')
         right.set_title('better than Mask R-CNN to the right' if paired else 'no Mask R-CNN row to compare with', fontsize=9)
         if paired: right.legend(fontsize=8)
