@@ -97,35 +97,6 @@ def test_baseline_is_torchvision_maskrcnn(batch, backbone, layers):
         for k in y: assert (x[k].float() - y[k].float()).abs().max().item() <= 1e-5, k
 
 
-def test_baseline_is_torchvisions_own_maskrcnn_resnet50_fpn(batch):
-    "All switches off at the paper's sizes is Mask R-CNN: the same losses and predictions as `maskrcnn_resnet50_fpn`, built by torchvision alone (none of our helpers), on the same weights."
-    from torchvision.models.detection import maskrcnn_resnet50_fpn
-    from brnet_kit.settings import Preset
-    images, targets = batch
-    p = Preset()   # the paper's preset: ResNet-50, 256-wide FPN and mask head, torchvision's anchors
-    sizes = dict(min_size=128, max_size=128)   # the images' own size: the test stays fast
-    torch.manual_seed(0)
-    ours = build_model('paper', **BASELINE, **sizes)
-    ref = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2, **sizes,
-                                rpn_pre_nms_top_n_train=p.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=p.rpn_pre_nms_top_n_test,
-                                rpn_post_nms_top_n_train=p.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=p.rpn_post_nms_top_n_test,
-                                rpn_batch_size_per_image=p.rpn_batch_size_per_image, box_batch_size_per_image=p.box_batch_size_per_image,
-                                box_detections_per_img=p.box_detections_per_img, box_score_thresh=p.box_score_thresh)
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    ref.load_state_dict(ours.state_dict())
-    with torch.no_grad():
-        for model in (ours, ref): model.train()
-        torch.manual_seed(1); a = ours(images, targets)
-        torch.manual_seed(1); b = ref(images, targets)
-        assert set(a) == set(b)
-        for k in b: assert (a[k] - b[k]).abs().item() <= 1e-5, k
-        for model in (ours, ref): model.eval()
-        pa, pb = ours(images), ref(images)
-    for x, y in zip(pa, pb):
-        assert len(y['boxes']) > 0 and set(x) == set(y)
-        for k in y: assert (x[k].float() - y[k].float()).abs().max().item() <= 1e-5, k
-
-
 def test_native_size_is_no_resize(batch):
     "min_size = 0: the model sees images at their own size; on 128-px images that is min_size = max_size = 128 exactly."
     images, targets = batch
