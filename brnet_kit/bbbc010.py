@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_bbbc010.ipynb #2ccccd63
 from __future__ import annotations
-import hashlib, json, re, socket, threading, typing, zipfile
+import hashlib, re, socket, threading, typing, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_coco.ipynb #cab25814
 from __future__ import annotations
-import json, random
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 

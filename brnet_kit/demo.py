@@ -4,7 +4,7 @@
 
 # %% ../nbs/39_demo.ipynb #f7d7c905
 from __future__ import annotations
-import json, time
+import time
 from pathlib import Path
 
 from .core import BrnetError, sample_dir, write_json

@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_evaluate.ipynb #f50c2d40
 from __future__ import annotations
-import contextlib, copy, io, json, math, numbers, time, typing, warnings
+import contextlib, copy, io, math, numbers, time, typing, warnings
 from pathlib import Path
 
 import numpy as np

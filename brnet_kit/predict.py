@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_predict.ipynb #7ad77e10
 from __future__ import annotations
-import collections, glob, io, json, os
+import collections, glob, io, os
 from pathlib import Path
 from typing import Literal
 

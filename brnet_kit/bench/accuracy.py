@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_bench.accuracy.ipynb #0769d786
 from __future__ import annotations
-import concurrent.futures, contextlib, csv, io, json, math, os, resource, time
+import concurrent.futures, contextlib, csv, io, math, resource, time
 from pathlib import Path
 from typing import Literal
 
