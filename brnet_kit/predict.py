@@ -19,6 +19,7 @@ from .heads import EXTRA_OUTPUTS
 from .labelme import png_bytes, read_image, write_labelme
 from .raster import masks_to_shapes
 from .model import extra_masks_on, load_model, model_path
+from .tta import FlipTTA
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'find_images', 'predict_images', 'predict_image', 'tile_windows', 'BoxMasks', 'merge_tiles',
@@ -90,8 +91,10 @@ def predict_images(model:torch.nn.Module, # a BR-Net from `load_model` (any torc
                    tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
                    overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
                    extra_masks:bool=False, # also return a BR-Net's coarse, overlap and non-overlap masks (slower)
+                   tta:bool=False, # predict each image in four mirrored views and merge them (`brnet_kit.tta`; 4× slower)
                   )->list[dict]: # one dict per image (see `predict_image`)
     "Predict the worms of several images in one forward pass (larger images than `tile`: tile by tile)."
+    if tta: model = FlipTTA(model)
     xs = [image_to_tensor(im, intensity) for im in images]
     if not xs: return []
     for im, x in zip(images, xs):   # one NaN pixel makes every score NaN: no worm, and no word of why
@@ -121,9 +124,10 @@ def predict_image(model:torch.nn.Module, # a BR-Net from `load_model` (any torch
                   tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size (`predict_tiled`); 0: never
                   overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
                   extra_masks:bool=False, # also return a BR-Net's coarse, overlap and non-overlap masks (slower)
+                  tta:bool=False, # predict the image in four mirrored views and merge them (`brnet_kit.tta`; 4× slower)
                  )->dict: # boxes, scores, labels, masks (N,H,W) bool, empty_scores (and the extra masks if asked)
     "Predict the worms of one image: numpy boxes, scores, labels and one (H,W) mask per worm, best first."
-    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs, tile, overlap, extra_masks)[0]
+    return predict_images(model, [image], score_thresh, mask_thresh, intensity, probs, tile, overlap, extra_masks, tta)[0]
 
 # %% ../nbs/22_predict.ipynb #f58ef3da
 import torch.nn.functional as F
@@ -462,12 +466,13 @@ def predict_dataset(model:torch.nn.Module, # a BR-Net in any mode (it predicts i
                     batch_size:int=2, # images per forward pass
                     score_thresh:float=0.05, # keep worms scoring at least this (as `predict`'s `coco_score_thresh`)
                     mask_thresh:float=0.5, # a pixel is worm where the final mask probability is above this
+                    tta:bool=False, # predict each image in four mirrored views and merge them (`brnet_kit.tta`; 4× slower)
                    )->list[dict]: # COCO results, as `predict` writes them to results.json
     "Predict every image of a dataset and return its COCO results, ready for `brnet_kit.evaluate.evaluate`."
     res = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        preds = predict_images(model, [im for im, _ in items], score_thresh, mask_thresh)
+        preds = predict_images(model, [im for im, _ in items], score_thresh, mask_thresh, tta=tta)
         res += results_to_coco(preds, [int(t['image_id']) for _, t in items])
     return res
 
@@ -539,7 +544,8 @@ def _subset(pred:dict, keep:np.ndarray)->dict:
 # %% ../nbs/22_predict.ipynb #d4e0a00b
 def _report(s:dict, n_paths:int, out_dir:Path, gt, score_thresh:float, coco_score_thresh:float, mask_thresh:float)->None:
     "Print what `predict` did: its summary `s`, where the files are, what it left out or repaired."
-    print(f"predicted {s['n_images']} of {n_paths} images: {s['n_worms']} worms with score >= {score_thresh:g}"
+    print(f"predicted {s['n_images']} of {n_paths} images{' (four mirrored views each)' if s.get('tta') else ''}: "
+          f"{s['n_worms']} worms with score >= {score_thresh:g}"
           f" ({s['n_results']} detections with score >= {coco_score_thresh:g} in {s['results']})")
     if s['n_empty_masks']: print(f"  left out {s['n_empty_masks']} detection(s) with score >= {score_thresh:g} whose mask has no pixel above "
                            f"mask_thresh {mask_thresh:g}")
@@ -603,6 +609,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
             batch_size:int=1, # images per forward pass
             tile:int=1024, # an image with a side longer than this is predicted in overlapping tiles this size; 0: never
             overlap:int=256, # the least overlap of neighbouring tiles, pixels (more than a worm is long)
+            tta:bool=True, # predict each image in four mirrored views and merge them (`brnet_kit.tta`): better masks, 4× slower
             intensity:Literal['auto','dtype','range']|None=None, # pixel values → [0, 1]; default: as the checkpoint was trained, else 'auto'
             strict:bool=False, # stop at the first unreadable image instead of skipping it
             quiet:bool=False, # do not print the summary
@@ -630,7 +637,7 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
         for b0 in range(0, len(paths), batch_size):
             batch = _read_batch(paths, range(b0, min(b0 + batch_size, len(paths))), intensity, repaired, skipped, strict)
             preds = predict_images(model, [x for _, x in batch], lo, mask_thresh, tile=tile, overlap=overlap,
-                                   extra_masks=extra_masks) if batch else []
+                                   extra_masks=extra_masks, tta=tta) if batch else []
             for (k, x), pred in zip(batch, preds):
                 p = paths[k]
                 im, why = _image_entry(p, k, tuple(x.shape[1:]), out_dir, index)
@@ -647,6 +654,6 @@ def predict(images:str|Path, # a folder of images, one image file, or a glob pat
     n_done = len(paths) - len(skipped)
     if not n_done: raise BrnetError(f"{images}: none of the {len(paths)} image(s) could be read; first: {skipped[0][1]}")
     summary = _write_summary(out_dir, results, img_list, names, written, n_images=n_done, n_worms=n_worms, n_results=len(results),
-                             n_empty_masks=n_empty, skipped=skipped, not_in_gt=not_in_gt, repaired=repaired)
+                             n_empty_masks=n_empty, skipped=skipped, not_in_gt=not_in_gt, repaired=repaired, tta=tta)
     if not quiet: _report(summary, len(paths), out_dir, gt, score_thresh, coco_score_thresh, mask_thresh)
     return summary

@@ -108,12 +108,13 @@ def score_model(checkpoint:str|Path, # a checkpoint written by `train`
                 val_ann:str|Path, # COCO file of the validation images
                 keep_results:bool=False, # also return the COCO results (key 'results')
                 results_to:str|Path|None=None, # also write the COCO results to this JSON file
+                tta:bool=False, # predict in four mirrored views and merge them (`brnet_kit.tta`), as `brnet predict` does
                )->dict: # the `evaluate` metrics of COLUMNS, box_AP50, s_per_image (wall) and cpu_s_per_image
     "Predict the validation images with a checkpoint (final masks only, one image at a time) and score them."
     model = load_model(checkpoint, device='cpu')
     ds = WormDataset(val_ann)
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    results = predict_dataset(model, ds, batch_size=1)
+    results = predict_dataset(model, ds, batch_size=1, tta=tta)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     if results_to: write_json(results_to, results)
     m = evaluate(val_ann, results, allow_empty=True, quiet=True)
@@ -292,12 +293,12 @@ def _train_jobs(order:list, sets:dict, out:Path, seeds:list, pretrain:bool, work
     finally: runner.close()
 
 # %% ../../nbs/50_bench.accuracy.ipynb #a3e238ef
-def _score_rows(ds:str, names:list, seeds:list, trained:dict, runs:dict, val_ann:Path, boot:int)->dict:
+def _score_rows(ds:str, names:list, seeds:list, trained:dict, runs:dict, val_ann:Path, boot:int, tta:bool=False)->dict:
     "Score every seed of each row on the validation images: rows (mean, SD, seeds) and paired (each row − Mask R-CNN)."
     rows, paired = {}, {}
     results = lambda name: [runs[ds, name, s]/'val_results.json' for s in seeds]
     for name in names:
-        per_seed = [dict(score_model(trained[ds, name, s]['checkpoint'], val_ann, results_to=runs[ds, name, s]/'val_results.json'),
+        per_seed = [dict(score_model(trained[ds, name, s]['checkpoint'], val_ann, results_to=runs[ds, name, s]/'val_results.json', tta=tta),
                          seed=s, **trained[ds, name, s]) for s in seeds]
         rows[name] = dict(summarise(per_seed), seeds=per_seed)
     if 'Mask R-CNN' in rows:
@@ -322,6 +323,7 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
                    val:float=0.25, # share of the BBBC010 wells for validation
                    split_seed:int=0, # the seed of the synthetic set and of the split of the wells
                    boot:int=1000, # bootstrap draws of the paired differences
+                   tta:bool=False, # score every row as `brnet predict` predicts by default: four mirrored views, merged
                    resume:bool=False, # continue the runs already in OUT (default: start afresh)
                    options:list[str]|None=None, # preset keys to change for every row, e.g. lr=1e-3
                    progress_every:float=300, # seconds between progress lines (the running rows' steps)
@@ -335,7 +337,7 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
     load_preset(preset, **overrides)                      # bad keys fail now, not after an hour
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    res = dict(settings=dict(preset=preset, steps=steps, rows=names, seeds=seed_list, workers=workers, split_seed=split_seed, boot=boot,
+    res = dict(settings=dict(preset=preset, steps=steps, rows=names, seeds=seed_list, workers=workers, split_seed=split_seed, boot=boot, tta=tta,
                              overrides={k: str(v) for k, v in overrides.items()}, synth_images=synth_images, synth_size=synth_size,
                              synth_worms=synth_worms, synth_length=synth_length, wells=wells, val=val))
     def save(): write_json(out/'accuracy.json', res, indent=1)
@@ -358,7 +360,7 @@ def bench_accuracy(data:Literal['both', 'synth', 'bbbc010']='both', # which data
         what = (f"(a) synthetic worms: {n_tr} training / {n_va} validation images of {synth_size}" if ds == 'synthetic' else
                 f"(b) BBBC010 brightfield: {n_tr} training / {n_va} validation wells")
         res[ds] = dict(what=what, **_score_rows(ds, [n for n in names if (ds, n, seed_list[0]) in trained], seed_list, trained, runs,
-                                                sets[ds][1], boot))
+                                                sets[ds][1], boot, tta))
         save()
         print(format_table(res[ds]['rows'], f"{what}; preset '{preset}', {steps} steps per row, mean ± SD over seeds "
                                             f"{','.join(map(str, seed_list))}"))
