@@ -29,6 +29,7 @@ COMMANDS: dict[str, str|dict] = {
     'models':         'brnet_kit.zoo:models',
     'zoo': {
         'train':      'brnet_kit.zoo:zoo_train',
+        'seeds':      'brnet_kit.zoo:zoo_seeds',
     },
     'bench': {
         'convert':    'brnet_kit.bench.convert:bench_convert',

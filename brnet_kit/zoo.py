@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv, hashlib, time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .core import BrnetError, atomic_open, atomic_write, read_json, write_json
@@ -17,7 +18,7 @@ from .evaluate import paired_bootstrap
 from .bench.accuracy import synthetic_data, bbbc010_data, score_model
 
 # %% auto #0
-__all__ = ['RECIPES', 'NOT_FOR', 'sha256', 'export_weights', 'write_card', 'zoo_train', 'models']
+__all__ = ['RECIPES', 'NOT_FOR', 'SEED_KEYS', 'sha256', 'export_weights', 'write_card', 'zoo_train', 'zoo_seeds', 'models']
 
 # %% ../nbs/55_zoo.ipynb #476cf285
 RECIPES = {
@@ -72,6 +73,8 @@ def _card_md(c:dict)->str:
     o = c.get('scores_one_view', {})
     one_view = (f"\nOne view (`brnet predict --no-tta`, {o['s_per_image']:.2f} s per image instead of {s['s_per_image']:.2f} s here): "
                 f"AP {o['AP']:.3f}, AP50 {o['AP50']:.3f}, AP75 {o['AP75']:.3f}, AP crossing {o['AP_crossing']:.3f}.\n") if o else ''
+    seeds = ("The same recipe with other training seeds (`brnet zoo seeds`), scored the same way on the same wells:\n\n"
+             + _seed_table(c) + '\n') if c.get('seed_scores') else "The spread over training seeds is not measured here (`brnet zoo seeds`)."
     return f"""# Model card: `{c['name']}`
 
 {c['about']}
@@ -98,7 +101,7 @@ As `brnet predict` predicts by default: each image in four mirrored views, merge
 {rows}
 {one_view}
 The intervals are a bootstrap over the held-out images (which wells happened to be held out), from one
-training seed; seed-to-seed spread of this recipe is not included (`brnet bench accuracy` measures it).
+training seed. {seeds}
 
 ## Licences and citations
 
@@ -179,6 +182,42 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
 def _seconds(log:Path)->list[str]:
     "The `seconds` column of a run's log.csv: the time of each training step."
     with open(log, newline='') as f: return [r['seconds'] for r in csv.DictReader(f) if r.get('seconds')]
+
+# %% ../nbs/55_zoo.ipynb #cb5b97bb
+SEED_KEYS = ('AP', 'AP50', 'AP75', 'AP_crossing')   # the held-out scores a card gives per seed
+_COMPARABLE = ('preset', 'switches', 'pretrain_steps', 'steps', 'split_seed', 'val_images', 'tta')
+
+def zoo_seeds(outs:list[str], # the `--out` folders of `brnet zoo train NAME --seed S` runs; the first holds the model that ships
+              name:str='worms', # a recipe of `RECIPES`
+              install:bool=False, # copy the first run's card, with the spread, into the package's models folder
+             )->dict: # the first run's card, with `seed_scores`, `seed_mean` and `seed_sd`
+    "Add the spread of a recipe over training seeds to its model card: each seed's held-out scores, their mean and SD."
+    outs = [Path(o) for o in outs]
+    cards = [read_json(o/name/'bundle'/f'{name}.json', 'model card') for o in outs]
+    for o, c in zip(outs[1:], cards[1:]):
+        diff = [k for k in _COMPARABLE if c.get(k) != cards[0].get(k)]
+        if diff: raise BrnetError(f"zoo seeds: {o} is not comparable with {outs[0]}: its {', '.join(diff)} differ")
+    seeds = [c['seed'] for c in cards]
+    if len(set(seeds)) < len(seeds): raise BrnetError(f"zoo seeds: the runs must have different seeds, got {seeds}")
+    rows = [dict(seed=c['seed'], **{k: c['scores'][k] for k in SEED_KEYS}) for c in cards]
+    v = {k: np.array([r[k] for r in rows], float) for k in SEED_KEYS}
+    card = dict(cards[0], seed_scores=rows, seed_mean={k: float(x.mean()) for k, x in v.items()},
+                seed_sd={k: float(x.std(ddof=1)) if len(x) > 1 else None for k, x in v.items()})
+    write_card(card, outs[0]/name/'bundle')
+    if install:
+        shipped = MODELS_DIR/f'{name}.json'
+        if not shipped.is_file() or read_json(shipped, 'model card').get('checkpoint_sha256') != card['checkpoint_sha256']:
+            raise BrnetError(f"zoo seeds: the bundled {name} is not the model of {outs[0]}; install it first (brnet zoo train --install)")
+        write_card(card, MODELS_DIR)
+    print(_seed_table(card))
+    return card
+
+def _seed_table(c:dict)->str:
+    "The card's per-seed scores as a Markdown table, with mean ± SD."
+    sd = lambda k: '' if c['seed_sd'][k] is None else f" ± {c['seed_sd'][k]:.3f}"
+    return '\n'.join([f"| seed | {' | '.join(SEED_KEYS)} |", '|---' * (len(SEED_KEYS) + 1) + '|',
+                      *(f"| {r['seed']} | " + ' | '.join(f"{r[k]:.3f}" for k in SEED_KEYS) + ' |' for r in c['seed_scores']),
+                      '| mean ± SD | ' + ' | '.join(f"{c['seed_mean'][k]:.3f}{sd(k)}" for k in SEED_KEYS) + ' |'])
 
 # %% ../nbs/55_zoo.ipynb #fdfaf3c5
 def models(card:str|None=None, # print this bundled model's whole card
