@@ -109,7 +109,6 @@ class FlipTTA(nn.Module):
         super().__init__()
         self.model, self.views, self.iou, self.mask_thresh = model, _check_views(views), iou, mask_thresh
         self.train(model.training)   # the wrapper's mode is the detector's: `predict` puts back what it found
-        self.train(model.training)   # the wrapper's mode is the detector's: `predict` puts back what it found
     @property
     def roi_heads(self)->nn.Module: return self.model.roi_heads   # for `extra_masks_on`
     def forward(self, images:list, targets:list|None=None):
