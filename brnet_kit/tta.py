@@ -92,9 +92,11 @@ def merge_views(outs:list[dict], # each view's output mapped onto the image (`un
     both = empty[:, None] & empty[None]
     if both.any(): ious[both] = box_iou(cat['boxes'], cat['boxes']).cpu().numpy()[both]   # no mask pixel: matched by box
     groups = [torch.as_tensor(g) for g in _groups(view, scores, labels, ious, iou)] if len(view) else []
-    merged = {k: torch.stack([cat[k][g].sum(0)/len(outs) if k == 'scores' else cat[k][g[0]] if k == 'labels'
-                              else cat[k][g].float().mean(0).to(cat[k].dtype) for g in groups]) if groups else cat[k][:0]
-              for k in keys}
+    def merge(k, g):   # one worm's entry from its detections `g`
+        if k == 'scores': return cat[k][g].sum(0)/len(outs)     # the views that missed it count as 0
+        if k == 'labels': return cat[k][g[0]]                     # all the same
+        return cat[k][g].float().mean(0).to(cat[k].dtype)         # boxes and masks: the mean
+    merged = {k: torch.stack([merge(k, g) for g in groups]) if groups else cat[k][:0] for k in keys}
     order = torch.argsort(merged['scores'], descending=True, stable=True)[:max_dets]
     return {k: v[order] for k, v in merged.items()}
 
