@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv, hashlib, time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .core import BrnetError, atomic_open, atomic_write, read_json, write_json
@@ -15,7 +14,7 @@ from .settings import load_preset
 from .model import BASELINE, MODELS_DIR, bundled_models
 from .train import train
 from .evaluate import paired_bootstrap
-from .bench.accuracy import synthetic_data, bbbc010_data, score_model
+from .bench.accuracy import synthetic_data, bbbc010_data, score_model, summarise
 
 # %% auto #0
 __all__ = ['RECIPES', 'NOT_FOR', 'SEED_KEYS', 'sha256', 'export_weights', 'write_card', 'zoo_train', 'zoo_seeds', 'models']
@@ -200,9 +199,8 @@ def zoo_seeds(outs:list[str], # the `--out` folders of `brnet zoo train NAME --s
     seeds = [c['seed'] for c in cards]
     if len(set(seeds)) < len(seeds): raise BrnetError(f"zoo seeds: the runs must have different seeds, got {seeds}")
     rows = [dict(seed=c['seed'], **{k: c['scores'][k] for k in SEED_KEYS}) for c in cards]
-    v = {k: np.array([r[k] for r in rows], float) for k in SEED_KEYS}
-    card = dict(cards[0], seed_scores=rows, seed_mean={k: float(x.mean()) for k, x in v.items()},
-                seed_sd={k: float(x.std(ddof=1)) if len(x) > 1 else None for k, x in v.items()})
+    s = summarise(rows)   # as `brnet bench accuracy` sums up its seeds
+    card = dict(cards[0], seed_scores=rows, seed_mean={k: s[k] for k in SEED_KEYS}, seed_sd={k: s[f'{k}_sd'] for k in SEED_KEYS})
     write_card(card, outs[0]/name/'bundle')
     if install:
         shipped = MODELS_DIR/f'{name}.json'
