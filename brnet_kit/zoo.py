@@ -54,13 +54,12 @@ def sha256(path:str|Path, # the file to hash
 # %% ../nbs/55_zoo.ipynb #a84142a3
 def export_weights(checkpoint:str|Path, # a checkpoint written by `brnet train`
                    dest:str|Path, # the bundled file to write
-                   **info, # more entries to store with the weights
                   )->Path:
     "Write a checkpoint's weights in half precision with its preset: what ships in the package."
     ck = torch.load(checkpoint, map_location='cpu', weights_only=True)
     sd = {k: v.half() if v.is_floating_point() else v for k, v in ck['model'].items()}
     with atomic_open(dest, 'wb') as f:
-        torch.save({'model': sd, 'preset': ck['preset'], 'train_config': ck.get('train_config', {}), **info}, f)
+        torch.save({'model': sd, 'preset': ck['preset'], 'train_config': ck.get('train_config', {})}, f)
     return Path(dest)
 
 # %% ../nbs/55_zoo.ipynb #2e21e1df
