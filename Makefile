@@ -16,6 +16,7 @@ all: test
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import shutil, sys; f = shutil.disk_usage('.').free/2**30; f < 8 and print(f'make: only {f:.1f} GB free here; the set-up (torch with its CUDA libraries, about 6.6 GB) may run out of disk', file=sys.stderr)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
