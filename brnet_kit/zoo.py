@@ -71,6 +71,12 @@ def _card_md(c:dict)->str:
     o = c.get('scores_one_view', {})
     one_view = (f"\nOne view (`brnet predict --no-tta`, {o['s_per_image']:.2f} s per image instead of {s['s_per_image']:.2f} s here): "
                 f"AP {o['AP']:.3f}, AP50 {o['AP50']:.3f}, AP75 {o['AP75']:.3f}, AP crossing {o['AP_crossing']:.3f}.\n") if o else ''
+    retrain = ' '.join(['brnet zoo train', c['name'], *(['--options', *c['options']] if c.get('options') else [])])
+    w = c.get('backbone_weights')   # absent in cards written before it was recorded: random
+    init = (f"the weights of the local file `{w['file']}` (SHA-256 `{w['sha256']}`, a torchvision classification checkpoint), "
+            f"batch normalisation frozen; the network is {c['backbone']}" if w else f"random (no ImageNet weights); the network is {c['backbone']}")
+    imagenet = (f"\n- Backbone weights: `{w['file']}`, under its own licence (torchvision's ImageNet checkpoints: BSD-3-Clause; "
+                "the ImageNet images they were trained on have their own terms)." if w else '')
     seeds = ("The same recipe with other training seeds (`brnet zoo seeds`), scored the same way on the same wells:\n\n"
              + _seed_table(c) + '\n') if c.get('seed_scores') else "The spread over training seeds is not measured here (`brnet zoo seeds`)."
     return f"""# Model card: `{c['name']}`
@@ -82,8 +88,8 @@ def _card_md(c:dict)->str:
 ## How it was made
 
 - **Recipe**: preset `[{c['preset']}]` of brnet-kit's `settings.ini`{' with ' + ', '.join(f'{k}={v}' for k, v in c['switches'].items()) if c['switches'] else ''};
-  retrain with `brnet zoo train {c['name']}` ({c['train_hours']:.1f} h of training steps on one CPU thread here; it resumes).
-- **Backbone initialisation**: random (no ImageNet weights); the network is {c['backbone']}.
+  retrain with `{retrain}` ({c['train_hours']:.1f} h of training steps on one CPU thread here; it resumes).
+- **Backbone initialisation**: {init}.
 - **Stage 1**: {c['pretrain_steps']} steps on {c['pretrain_images']} synthetic images from `brnet synth` (seed {c['seed']}).
 - **Stage 2**: {c['steps']} steps on {c['train_wells']} BBBC010 wells ({c['train_worms']} worms), batch {c['batch_size']},
   random {c['crop_size']}-px crops at native scale, rotation, flips, photometric changes.
@@ -106,7 +112,7 @@ training seed. {seeds}
 - Weights: Apache-2.0, like brnet-kit.
 - Training images: the BBBC010 set. "We used the C. elegans infection live/dead image set version 1 provided by
   Fred Ausubel and available from the Broad Bioimage Benchmark Collection [Ljosa et al., Nature Methods, 2012]."
-- Method: BR-Net, the Bilayer Segmentation-Recombination Network; Mask R-CNN (He et al., 2017) through torchvision (BSD-3-Clause).
+- Method: BR-Net, the Bilayer Segmentation-Recombination Network; Mask R-CNN (He et al., 2017) through torchvision (BSD-3-Clause).{imagenet}
 """
 
 def write_card(card:dict, # the card's facts (see `zoo_train`)
@@ -165,7 +171,8 @@ def zoo_train(name:str='worms', # a recipe of `RECIPES`
                 scores={k: v for k, v in scores.items() if isinstance(v, float)}, tta=True,
                 scores_one_view={k: v for k, v in one_view.items() if isinstance(v, float)}, train_hours=hours,
                 intervals={k: v['a_ci'] for k, v in ci.items()},
-                checkpoint_sha256=sha256(last))
+                checkpoint_sha256=sha256(last), options=list(options or []),
+                backbone_weights=dict(file=Path(p.backbone_weights).name, sha256=sha256(p.backbone_weights)) if p.backbone_weights else None)
     bundle = work/'bundle'
     export_weights(last, bundle/f'{name}.pt')   # the card goes beside it (NAME.json, NAME.md): one copy, kept current
     write_card(card, bundle)
