@@ -75,8 +75,8 @@ def _card_md(c:dict)->str:
     w = c.get('backbone_weights')   # absent in cards written before it was recorded: random
     init = (f"the weights of the local file `{w['file']}` (SHA-256 `{w['sha256']}`, a torchvision classification checkpoint), "
             f"batch normalisation frozen; the network is {c['backbone']}" if w else f"random (no ImageNet weights); the network is {c['backbone']}")
-    imagenet = (f"\n- Backbone weights: `{w['file']}`, under its own licence (torchvision's ImageNet checkpoints: BSD-3-Clause; "
-                "the ImageNet images they were trained on have their own terms)." if w else '')
+    weights_licence = (f"\n- Backbone weights: `{w['file']}`, under its own licence (torchvision's ImageNet checkpoints: BSD-3-Clause; "
+                       "the ImageNet images they were trained on have their own terms)." if w else '')
     seeds = ("The same recipe with other training seeds (`brnet zoo seeds`), scored the same way on the same wells:\n\n"
              + _seed_table(c) + '\n') if c.get('seed_scores') else "The spread over training seeds is not measured here (`brnet zoo seeds`)."
     return f"""# Model card: `{c['name']}`
@@ -112,7 +112,7 @@ training seed. {seeds}
 - Weights: Apache-2.0, like brnet-kit.
 - Training images: the BBBC010 set. "We used the C. elegans infection live/dead image set version 1 provided by
   Fred Ausubel and available from the Broad Bioimage Benchmark Collection [Ljosa et al., Nature Methods, 2012]."
-- Method: BR-Net, the Bilayer Segmentation-Recombination Network; Mask R-CNN (He et al., 2017) through torchvision (BSD-3-Clause).{imagenet}
+- Method: BR-Net, the Bilayer Segmentation-Recombination Network; Mask R-CNN (He et al., 2017) through torchvision (BSD-3-Clause).{weights_licence}
 """
 
 def write_card(card:dict, # the card's facts (see `zoo_train`)
